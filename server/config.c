@@ -1,0 +1,109 @@
+#include "server/config.h"
+
+#include "protocol/protocol.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_defaults(warden_config *c) {
+  memset(c, 0, sizeof *c);
+  c->max_line_bytes = 16u << 20;
+  c->retain_bytes = 1u << 20;
+  c->max_inflight = 1024;
+  c->shutdown_grace_ms = 2000;
+  c->call_timeout_ms = 120000;
+  c->out_high_water = 4u << 20;
+}
+
+void config_free(warden_config *c) {
+  free(c->state_dir);
+  json_decref(c->default_sandbox);
+  json_decref(c->profiles);
+  c->state_dir = NULL;
+  c->default_sandbox = c->profiles = NULL;
+}
+
+static int get_size(const char *path, const char *key, json_t *v, long long min, long long max,
+                    long long *out, char *err, size_t errlen) {
+  if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+    snprintf(err, errlen, "%s: \"%s\" must be an integer %lld..%lld", path, key, min, max);
+    return -1;
+  }
+  *out = (long long)json_integer_value(v);
+  return 0;
+}
+
+int config_load_file(warden_config *c, const char *path, char *err, size_t errlen) {
+  json_error_t je;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    return -1;
+  }
+  int rc = 0;
+  if (!json_is_object(root)) {
+    snprintf(err, errlen, "%s: expected a JSON object", path);
+    rc = -1;
+  }
+  const char *key;
+  json_t *v;
+  long long n;
+  json_object_foreach(root, key, v) {
+    if (rc)
+      break;
+    if (strcmp(key, "maxLineBytes") == 0) {
+      rc = get_size(path, key, v, 64, 1LL << 30, &n, err, errlen);
+      c->max_line_bytes = (size_t)n;
+    } else if (strcmp(key, "retainBytes") == 0) {
+      rc = get_size(path, key, v, 0, 1LL << 30, &n, err, errlen);
+      c->retain_bytes = (size_t)n;
+    } else if (strcmp(key, "maxInflight") == 0) {
+      rc = get_size(path, key, v, 1, 1 << 20, &n, err, errlen);
+      c->max_inflight = (unsigned)n;
+    } else if (strcmp(key, "shutdownGraceMs") == 0) {
+      rc = get_size(path, key, v, 0, 600000, &n, err, errlen);
+      c->shutdown_grace_ms = (uint64_t)n;
+    } else if (strcmp(key, "approvalTimeoutMs") == 0) {
+      rc = get_size(path, key, v, 1, 3600000, &n, err, errlen);
+      c->call_timeout_ms = (uint64_t)n;
+    } else if (strcmp(key, "outputHighWaterBytes") == 0) {
+      rc = get_size(path, key, v, 65536, 1LL << 30, &n, err, errlen);
+      c->out_high_water = (size_t)n;
+    } else if (strcmp(key, "stateDir") == 0) {
+      if (!json_is_string(v) || json_string_value(v)[0] != '/') {
+        snprintf(err, errlen, "%s: \"stateDir\" must be an absolute path", path);
+        rc = -1;
+      } else {
+        free(c->state_dir);
+        c->state_dir = strdup(json_string_value(v));
+      }
+    } else if (strcmp(key, "defaultSandbox") == 0) {
+      proto_violation pv;
+      if (!proto_validate(&proto_t_sandbox_policy, v, "defaultSandbox", &pv)) {
+        snprintf(err, errlen, "%s: %s", path, pv.message);
+        rc = -1;
+      } else {
+        json_decref(c->default_sandbox);
+        c->default_sandbox = json_incref(v);
+      }
+    } else if (strcmp(key, "profiles") == 0) {
+      if (!json_is_object(v)) {
+        snprintf(err, errlen, "%s: \"profiles\" must be an object of name -> policy", path);
+        rc = -1;
+      } else {
+        json_decref(c->profiles);
+        c->profiles = json_incref(v);
+      }
+    } else {
+      snprintf(err, errlen,
+               "%s: unknown key \"%s\" (known: maxLineBytes, retainBytes, maxInflight, "
+               "shutdownGraceMs, approvalTimeoutMs, outputHighWaterBytes, stateDir, "
+               "defaultSandbox, profiles)",
+               path, key);
+      rc = -1;
+    }
+  }
+  json_decref(root);
+  return rc;
+}

@@ -1,0 +1,37 @@
+/* Newline framing for the stdio transport: bytes in, complete lines out.
+ *
+ * Lines end at '\n' (a '\r' before it is dropped). A line whose length
+ * exceeds max_line_bytes is not buffered: its bytes are skipped up to the
+ * next newline and on_oversize is called once for it. A final line without
+ * a newline is delivered by framing_finish() at end of input.
+ *
+ * Ownership: the framer owns its partial-line buffer; line pointers passed to
+ * on_line are valid only during the call.
+ */
+#ifndef WARDEN_FRAMING_H
+#define WARDEN_FRAMING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct framing {
+  size_t max_line_bytes;
+  char *buf; /* partial line carried between feeds */
+  size_t len, cap;
+  int skipping;           /* inside an oversize line */
+  uint64_t skipped_bytes; /* length of the oversize line so far */
+  void *arg;
+  void (*on_line)(void *arg, const char *line, size_t len);
+  void (*on_oversize)(void *arg, uint64_t line_bytes);
+} framing;
+
+void framing_init(framing *f, size_t max_line_bytes,
+                  void (*on_line)(void *, const char *, size_t),
+                  void (*on_oversize)(void *, uint64_t), void *arg);
+/* Feed bytes; calls back for every complete line. 0 or -ENOMEM. */
+int framing_feed(framing *f, const char *data, size_t len);
+/* End of input: deliver a trailing partial line (or oversize event). */
+void framing_finish(framing *f);
+void framing_free(framing *f);
+
+#endif

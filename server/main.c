@@ -1,0 +1,302 @@
+/* warden: entry point, command line, and the serve loop. */
+#include "handlers/handlers.h"
+#include "protocol/protocol.h"
+#include "server/log.h"
+#include "server/server.h"
+#include "server/version.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: warden [options]                 serve JSON-RPC on stdin/stdout\n"
+    "       warden generate-json-schema --out DIR\n"
+    "       warden generate-ts --out DIR\n"
+    "       warden run [--sandbox JSON] [--cwd DIR] -- CMD [ARG...]\n"
+    "\n"
+    "options:\n"
+    "  --config FILE         JSON config file (also $WARDEN_CONFIG)\n"
+    "  --max-line-bytes N    longest accepted input line (default 16777216)\n"
+    "  --retain-bytes N      output kept per process for process/read (default 1048576)\n"
+    "  --state-dir DIR       sandbox setup state (default $XDG_STATE_HOME/warden)\n"
+    "  -h, --help            this text\n"
+    "  -V, --version         print the version\n"
+    "\n"
+    "environment: WARDEN_LOG=error|warn|info|debug|trace, WARDEN_LOG_FORMAT=json\n"
+    "protocol: see schema/ (generated) and PROTOCOL.md\n";
+
+/* ---- serve ---- */
+
+static void on_line(void *arg, const char *line, size_t len) {
+  warden_server *s = arg;
+  rpc_handle_line(s->rpc, line, len);
+}
+
+static void on_oversize(void *arg, unsigned long long bytes) {
+  warden_server *s = arg;
+  rpc_handle_oversize(s->rpc, bytes, s->cfg.max_line_bytes);
+}
+
+static void on_eof(void *arg) {
+  warden_server *s = arg;
+  LOGI("server", "stdin closed; shutting down");
+  server_shutdown(s, NULL, NULL);
+}
+
+static void on_out_error(void *arg, int err) {
+  warden_server *s = arg;
+  (void)err;
+  LOGI("server", "client stopped reading stdout; shutting down");
+  transport_stop_input(s->tr);
+  server_shutdown(s, NULL, NULL);
+}
+
+static void on_pressure(void *arg, int high) {
+  warden_server *s = arg;
+  if (!s->exec)
+    return;
+  if (high)
+    exec_engine_pause_output(s->exec);
+  else
+    exec_engine_resume_output(s->exec);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  warden_server *s = h->data;
+  LOGI("server", "signal %d; shutting down", signum);
+  transport_stop_input(s->tr);
+  server_shutdown(s, NULL, NULL);
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+typedef struct shutdown_ctx {
+  warden_server *s;
+  void (*then)(void *);
+  void *arg;
+} shutdown_ctx;
+
+static shutdown_ctx g_shutdown;
+
+static void transport_closed(void *arg) {
+  warden_server *s = arg;
+  s->tr = NULL;
+  rpc_set_transport(s->rpc, NULL);
+  uv_walk(s->loop, close_walk, NULL);
+}
+
+static void flushed(void *arg) {
+  warden_server *s = arg;
+  transport_close(s->tr, transport_closed, s);
+}
+
+static void processes_gone(void *arg) {
+  shutdown_ctx *c = arg;
+  warden_server *s = c->s;
+  rpc_cancel_calls(s->rpc);
+  if (c->then)
+    c->then(c->arg);
+  handlers_stop(s);
+  transport_stop_input(s->tr);
+  transport_flush(s->tr, flushed, s);
+}
+
+void server_shutdown(warden_server *s, void (*then)(void *), void *arg) {
+  if (s->shutting_down) {
+    if (then)
+      then(arg); /* a second shutdown request still gets its answer */
+    return;
+  }
+  s->shutting_down = true;
+  uv_signal_stop(&s->sigterm);
+  uv_signal_stop(&s->sigint);
+  g_shutdown = (shutdown_ctx){s, then, arg};
+  if (s->exec)
+    exec_engine_shutdown(s->exec, s->cfg.shutdown_grace_ms, processes_gone, &g_shutdown);
+  else
+    processes_gone(&g_shutdown);
+}
+
+static int serve(warden_server *s) {
+  uv_loop_t *loop = uv_default_loop();
+  s->loop = loop;
+  signal(SIGPIPE, SIG_IGN);
+
+  rpc_opts ro = {
+      .max_inflight = s->cfg.max_inflight,
+      .call_timeout_ms = s->cfg.call_timeout_ms,
+      .handlers = warden_handlers,
+      .server = s,
+      .on_notification = handlers_on_notification,
+  };
+  if (rpc_new(loop, NULL, &ro, &s->rpc) < 0)
+    return 1;
+  int rc = handlers_start(s);
+  if (rc < 0) {
+    LOGE("server", "cannot start: %s", strerror(-rc));
+    return 1;
+  }
+  transport_opts to = {
+      .in_fd = 0,
+      .out_fd = 1,
+      .max_line_bytes = s->cfg.max_line_bytes,
+      .high_water = s->cfg.out_high_water,
+      .low_water = s->cfg.out_high_water / 4,
+      .input_stop = s->cfg.out_high_water * 16,
+      .arg = s,
+      .on_line = on_line,
+      .on_oversize = on_oversize,
+      .on_eof = on_eof,
+      .on_pressure = on_pressure,
+      .on_out_error = on_out_error,
+  };
+  rc = transport_open(loop, &to, &s->tr);
+  if (rc < 0) {
+    LOGE("server", "cannot open stdio: %s", strerror(-rc));
+    return 1;
+  }
+  rpc_set_transport(s->rpc, s->tr);
+
+  uv_signal_init(loop, &s->sigterm);
+  uv_signal_init(loop, &s->sigint);
+  s->sigterm.data = s->sigint.data = s;
+  uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&s->sigint, on_signal, SIGINT);
+
+  uv_run(loop, UV_RUN_DEFAULT);
+  handlers_free(s);
+  rpc_free(s->rpc);
+  uv_loop_close(loop);
+  return s->exit_code;
+}
+
+/* ---- command line ---- */
+
+static int parse_size(const char *flag, const char *v, size_t min, size_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v ? v : "", &end, 10);
+  if (!v || !*v || *end || errno || n < min || n > (1ULL << 30)) {
+    fprintf(stderr, "warden: %s needs an integer %zu..%llu, got \"%s\"\n", flag, min, 1ULL << 30,
+            v ? v : "");
+    return -1;
+  }
+  *out = (size_t)n;
+  return 0;
+}
+
+static int generate(int argc, char **argv, int (*fn)(const char *)) {
+  const char *out = NULL;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+      out = argv[++i];
+    else if (strncmp(argv[i], "--out=", 6) == 0)
+      out = argv[i] + 6;
+    else {
+      fprintf(stderr, "warden %s: unexpected argument \"%s\" (usage: --out DIR)\n", argv[1],
+              argv[i]);
+      return 2;
+    }
+  }
+  if (!out) {
+    fprintf(stderr, "warden %s: --out DIR is required\n", argv[1]);
+    return 2;
+  }
+  int rc = fn(out);
+  if (rc < 0) {
+    fprintf(stderr, "warden %s: writing %s: %s\n", argv[1], out, strerror(-rc));
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  log_init_from_env();
+  if (argc > 1 && strcmp(argv[1], "generate-json-schema") == 0)
+    return generate(argc, argv, proto_write_json_schema);
+  if (argc > 1 && strcmp(argv[1], "generate-ts") == 0)
+    return generate(argc, argv, proto_write_typescript);
+
+  warden_server s;
+  memset(&s, 0, sizeof s);
+  config_defaults(&s.cfg);
+  const char *config_path = getenv("WARDEN_CONFIG");
+  size_t max_line = 0, retain = 0;
+  bool have_max_line = false, have_retain = false;
+  const char *state_dir = NULL;
+  int i = 1;
+  bool run_mode = false;
+  if (argc > 1 && strcmp(argv[1], "run") == 0) {
+    run_mode = true;
+    i = 2;
+  }
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage, stdout);
+      return 0;
+    } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+      printf("warden %s (protocol %d)\n", WARDEN_VERSION, PROTOCOL_VERSION);
+      return 0;
+    } else if (strcmp(a, "--config") == 0) {
+      if (!next) {
+        fprintf(stderr, "warden: --config needs a file\n");
+        return 2;
+      }
+      config_path = argv[++i];
+    } else if (strcmp(a, "--max-line-bytes") == 0) {
+      if (parse_size(a, next, 64, &max_line) < 0)
+        return 2;
+      have_max_line = true;
+      i++;
+    } else if (strcmp(a, "--retain-bytes") == 0) {
+      if (parse_size(a, next, 0, &retain) < 0)
+        return 2;
+      have_retain = true;
+      i++;
+    } else if (strcmp(a, "--state-dir") == 0) {
+      if (!next || next[0] != '/') {
+        fprintf(stderr, "warden: --state-dir needs an absolute path\n");
+        return 2;
+      }
+      state_dir = argv[++i];
+    } else if (run_mode) {
+      break; /* the rest belongs to `warden run` */
+    } else {
+      fprintf(stderr, "warden: unknown argument \"%s\"\n%s", a, usage);
+      return 2;
+    }
+  }
+  if (config_path && *config_path) {
+    char err[512];
+    if (config_load_file(&s.cfg, config_path, err, sizeof err) < 0) {
+      fprintf(stderr, "warden: config: %s\n", err);
+      config_free(&s.cfg);
+      return 2;
+    }
+  }
+  if (have_max_line)
+    s.cfg.max_line_bytes = max_line;
+  if (have_retain)
+    s.cfg.retain_bytes = retain;
+  if (state_dir) {
+    free(s.cfg.state_dir);
+    s.cfg.state_dir = strdup(state_dir);
+  }
+  int rc;
+  if (run_mode)
+    rc = handlers_run_command(&s, argc - i, argv + i);
+  else
+    rc = serve(&s);
+  config_free(&s.cfg);
+  return rc;
+}

@@ -1,0 +1,354 @@
+#include "server/rpc.h"
+
+#include "protocol/protocol.h"
+#include "server/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rpc_call_entry {
+  struct rpc_call_entry *next;
+  rpc *r;
+  int64_t id;
+  uv_timer_t timer;
+  rpc_call_cb cb;
+  void *arg;
+  char method[64];
+} rpc_call_entry;
+
+struct rpc {
+  uv_loop_t *loop;
+  transport *out;
+  rpc_opts o;
+  bool initialized;
+  json_t *opt_out; /* object used as a set */
+  unsigned inflight;
+  int64_t next_call_id;
+  rpc_call_entry *calls;
+};
+
+struct rpc_request {
+  rpc *r;
+  json_t *id;
+  char method[64];
+};
+
+int rpc_new(uv_loop_t *loop, transport *out, const rpc_opts *opts, rpc **out_rpc) {
+  rpc *r = calloc(1, sizeof *r);
+  if (!r)
+    return -1;
+  r->loop = loop;
+  r->out = out;
+  r->o = *opts;
+  r->opt_out = json_object();
+  r->next_call_id = 1;
+  *out_rpc = r;
+  return 0;
+}
+
+void rpc_set_transport(rpc *r, transport *t) { r->out = t; }
+transport *rpc_transport(rpc *r) { return r->out; }
+
+void rpc_free(rpc *r) {
+  if (!r)
+    return;
+  json_decref(r->opt_out);
+  free(r);
+}
+
+/* ---- sending ---- */
+
+static void send_json(rpc *r, json_t *msg) {
+  if (!r->out) {
+    json_decref(msg);
+    return;
+  }
+  size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+  char *p;
+  transport_buf *b = n ? transport_out_alloc(n + 1, &p) : NULL;
+  if (!b) {
+    LOGE("rpc", "cannot encode a message of %zu bytes", n);
+    json_decref(msg);
+    return;
+  }
+  json_dumpb(msg, p, n, JSON_COMPACT);
+  p[n] = '\n';
+  transport_out_send(r->out, b, n + 1);
+  json_decref(msg);
+}
+
+/* {"jsonrpc":"2.0", ...}: jsonrpc first, for readers that look at it. */
+static json_t *envelope(void) { return json_pack("{s:s}", "jsonrpc", "2.0"); }
+
+static void send_error(rpc *r, json_t *id, int code, const char *message, json_t *data) {
+  json_t *err = json_pack("{s:i,s:s}", "code", code, "message", message);
+  if (data)
+    json_object_set_new(err, "data", data);
+  json_t *msg = envelope();
+  json_object_set(msg, "id", id ? id : json_null());
+  json_object_set_new(msg, "error", err);
+  send_json(r, msg);
+}
+
+static void finish(rpc_request *req) {
+  req->r->inflight--;
+  json_decref(req->id);
+  free(req);
+}
+
+void rpc_respond(rpc_request *req, json_t *result) {
+  json_t *msg = envelope();
+  json_object_set(msg, "id", req->id);
+  json_object_set_new(msg, "result", result ? result : json_object());
+  send_json(req->r, msg);
+  finish(req);
+}
+
+void rpc_respond_error(rpc_request *req, int code, const char *message, json_t *data) {
+  send_error(req->r, req->id, code, message, data);
+  finish(req);
+}
+
+void rpc_respond_errorf(rpc_request *req, int code, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  rpc_respond_error(req, code, msg, NULL);
+}
+
+const char *rpc_request_method(const rpc_request *req) { return req->method; }
+rpc *rpc_request_rpc(const rpc_request *req) { return req->r; }
+unsigned rpc_inflight(const rpc *r) { return r->inflight; }
+
+void rpc_set_initialized(rpc *r) { r->initialized = true; }
+bool rpc_is_initialized(const rpc *r) { return r->initialized; }
+
+void rpc_set_opt_out(rpc *r, const json_t *methods) {
+  size_t i;
+  const json_t *m;
+  json_array_foreach(methods, i, m) {
+    if (json_is_string(m))
+      json_object_set_new(r->opt_out, json_string_value(m), json_true());
+  }
+}
+
+bool rpc_notification_wanted(const rpc *r, const char *method) {
+  return json_object_get(r->opt_out, method) == NULL;
+}
+
+void rpc_notify(rpc *r, const char *method, json_t *params) {
+  if (!rpc_notification_wanted(r, method)) {
+    json_decref(params);
+    return;
+  }
+  json_t *msg = envelope();
+  json_object_set_new(msg, "method", json_string(method));
+  if (params)
+    json_object_set_new(msg, "params", params);
+  send_json(r, msg);
+}
+
+/* ---- server-to-client requests ---- */
+
+static void call_closed(uv_handle_t *h) { free(h->data); }
+
+static void call_finish(rpc_call_entry *c, const json_t *result, const json_t *error) {
+  rpc *r = c->r;
+  for (rpc_call_entry **pp = &r->calls; *pp; pp = &(*pp)->next) {
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  }
+  uv_timer_stop(&c->timer);
+  c->cb(c->arg, result, error);
+  uv_close((uv_handle_t *)&c->timer, call_closed);
+}
+
+static void call_fail(rpc_call_entry *c, const char *why) {
+  json_t *err = json_pack("{s:i,s:s}", "code", RPC_INTERNAL_ERROR, "message", why);
+  call_finish(c, NULL, err);
+  json_decref(err);
+}
+
+static void call_timeout(uv_timer_t *t) {
+  rpc_call_entry *c = t->data;
+  LOGW("rpc", "client did not answer %s (id %lld) in time", c->method, (long long)c->id);
+  call_fail(c, "timed out waiting for the client");
+}
+
+int64_t rpc_call(rpc *r, const char *method, json_t *params, uint64_t timeout_ms, rpc_call_cb cb,
+                 void *arg) {
+  rpc_call_entry *c = calloc(1, sizeof *c);
+  if (!c) {
+    json_decref(params);
+    return -1;
+  }
+  c->r = r;
+  c->id = r->next_call_id++;
+  c->cb = cb;
+  c->arg = arg;
+  snprintf(c->method, sizeof c->method, "%s", method);
+  uv_timer_init(r->loop, &c->timer);
+  c->timer.data = c;
+  uv_timer_start(&c->timer, call_timeout, timeout_ms ? timeout_ms : r->o.call_timeout_ms, 0);
+  c->next = r->calls;
+  r->calls = c;
+  json_t *msg = envelope();
+  json_object_set_new(msg, "id", json_integer(c->id));
+  json_object_set_new(msg, "method", json_string(method));
+  if (params)
+    json_object_set_new(msg, "params", params);
+  send_json(r, msg);
+  return c->id;
+}
+
+void rpc_cancel_calls(rpc *r) {
+  while (r->calls)
+    call_fail(r->calls, "connection closed");
+}
+
+static void handle_response(rpc *r, json_t *msg, json_t *id) {
+  if (!json_is_integer(id)) {
+    LOGW("rpc", "response with an id the server never used; ignored");
+    return;
+  }
+  int64_t want = (int64_t)json_integer_value(id);
+  for (rpc_call_entry *c = r->calls; c; c = c->next) {
+    if (c->id == want) {
+      json_t *error = json_object_get(msg, "error");
+      call_finish(c, error ? NULL : json_object_get(msg, "result"), error);
+      return;
+    }
+  }
+  LOGW("rpc", "response to unknown or expired request id %lld; ignored", (long long)want);
+}
+
+/* ---- dispatch ---- */
+
+static const rpc_handler *find_handler(const rpc *r, const char *method) {
+  for (const rpc_handler *h = r->o.handlers; h && h->method; h++)
+    if (strcmp(h->method, method) == 0)
+      return h;
+  return NULL;
+}
+
+static void dispatch_request(rpc *r, json_t *id, const char *method, json_t *params) {
+  if (!r->initialized && strcmp(method, "initialize") != 0) {
+    send_error(r, id, RPC_INVALID_REQUEST, "not initialized: send initialize first", NULL);
+    return;
+  }
+  if (r->initialized && strcmp(method, "initialize") == 0) {
+    send_error(r, id, RPC_INVALID_REQUEST, "already initialized", NULL);
+    return;
+  }
+  const proto_method *m = proto_method_find(method, PD_CLIENT_REQUEST);
+  const rpc_handler *h = m ? find_handler(r, method) : NULL;
+  if (!h) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "method not found: %.100s%s", method,
+             m ? " (not available in this build)" : "");
+    send_error(r, id, RPC_METHOD_NOT_FOUND, msg, json_pack("{s:s}", "method", method));
+    return;
+  }
+  json_t *p = params;
+  if (!p || json_is_null(p)) {
+    p = json_object();
+  } else if (!json_is_object(p)) {
+    send_error(r, id, RPC_INVALID_PARAMS, "params: expected object",
+               json_pack("{s:s,s:s}", "path", "params", "expected", "object"));
+    return;
+  } else {
+    json_incref(p);
+  }
+  proto_violation v;
+  static const proto_type no_params = {.kind = PK_EMPTY};
+  if (!proto_validate(m->params ? m->params : &no_params, p, "params", &v)) {
+    send_error(r, id, RPC_INVALID_PARAMS, v.message,
+               json_pack("{s:s,s:s}", "path", v.path, "expected", v.expected));
+    json_decref(p);
+    return;
+  }
+  if (r->inflight >= r->o.max_inflight) {
+    send_error(r, id, RPC_OVERLOADED, "overloaded: too many requests in flight, retry later",
+               json_pack("{s:i}", "maxInflight", r->o.max_inflight));
+    json_decref(p);
+    return;
+  }
+  rpc_request *req = calloc(1, sizeof *req);
+  if (!req) {
+    send_error(r, id, RPC_INTERNAL_ERROR, "out of memory", NULL);
+    json_decref(p);
+    return;
+  }
+  req->r = r;
+  req->id = json_incref(id);
+  snprintf(req->method, sizeof req->method, "%s", method);
+  r->inflight++;
+  h->fn(r->o.server, req, p);
+  json_decref(p);
+}
+
+void rpc_handle_line(rpc *r, const char *line, size_t len) {
+  size_t i = 0;
+  while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+    i++;
+  if (i == len)
+    return; /* blank line: nothing to answer */
+  json_error_t jerr;
+  json_t *msg = json_loadb(line, len, 0, &jerr);
+  if (!msg) {
+    char m[300];
+    snprintf(m, sizeof m, "parse error: %s at column %d", jerr.text, jerr.column);
+    send_error(r, NULL, RPC_PARSE_ERROR, m, NULL);
+    return;
+  }
+  if (!json_is_object(msg)) {
+    send_error(r, NULL, RPC_INVALID_REQUEST,
+               json_is_array(msg) ? "invalid request: batches are not supported"
+                                  : "invalid request: expected a JSON object",
+               NULL);
+    json_decref(msg);
+    return;
+  }
+  json_t *id = json_object_get(msg, "id");
+  json_t *method = json_object_get(msg, "method");
+  json_t *ver = json_object_get(msg, "jsonrpc");
+  bool id_ok = id && (json_is_string(id) || json_is_integer(id));
+  if (ver && !(json_is_string(ver) && strcmp(json_string_value(ver), "2.0") == 0)) {
+    send_error(r, id_ok ? id : NULL, RPC_INVALID_REQUEST,
+               "invalid request: jsonrpc must be \"2.0\" when present", NULL);
+  } else if (method) {
+    if (!json_is_string(method)) {
+      send_error(r, id_ok ? id : NULL, RPC_INVALID_REQUEST,
+                 "invalid request: method must be a string", NULL);
+    } else if (id && !id_ok) {
+      send_error(r, NULL, RPC_INVALID_REQUEST,
+                 "invalid request: id must be a string or an integer", NULL);
+    } else if (id) {
+      dispatch_request(r, id, json_string_value(method), json_object_get(msg, "params"));
+    } else if (r->o.on_notification) {
+      r->o.on_notification(r->o.server, json_string_value(method),
+                           json_object_get(msg, "params"));
+    }
+  } else if (id && (json_object_get(msg, "result") || json_object_get(msg, "error"))) {
+    handle_response(r, msg, id);
+  } else {
+    send_error(r, id_ok ? id : NULL, RPC_INVALID_REQUEST,
+               "invalid request: no method, and not a response", NULL);
+  }
+  json_decref(msg);
+}
+
+void rpc_handle_oversize(rpc *r, unsigned long long bytes, size_t limit) {
+  char m[160];
+  snprintf(m, sizeof m, "invalid request: line of %llu bytes exceeds the limit of %zu bytes", bytes,
+           limit);
+  send_error(r, NULL, RPC_INVALID_REQUEST, m,
+             json_pack("{s:I,s:I}", "lineBytes", (json_int_t)bytes, "maxLineBytes",
+                       (json_int_t)limit));
+}

@@ -1,0 +1,265 @@
+"""The wire: framing, envelope, ids, lifecycle and every error code of the
+foundation, against the real binary."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+from wardenrpc import WARDEN_BIN, Server, run_tests
+
+
+def test_initialize_result_shape():
+    with Server(init=False) as s:
+        r = s.request("initialize", {"clientInfo": {"name": "t", "version": "1"}})
+        res = r["result"]
+        assert r["jsonrpc"] == "2.0"
+        assert res["serverInfo"]["name"] == "warden"
+        assert res["protocolVersion"] == 1
+        assert res["platform"]["os"] == "Linux"
+        f = res["sandbox"]
+        assert set(f) == {"landlockAbi", "userNamespaces", "networkNamespaces", "seccomp"}
+        assert isinstance(f["landlockAbi"], int)
+
+
+def test_request_before_initialize_and_second_initialize():
+    with Server(init=False) as s:
+        r = s.request("process/list")
+        assert r["error"]["code"] == -32600 and "not initialized" in r["error"]["message"]
+        s.call("initialize", {"clientInfo": {"name": "t"}})
+        r = s.request("initialize", {"clientInfo": {"name": "t"}})
+        assert r["error"]["code"] == -32600 and "already" in r["error"]["message"]
+
+
+def test_ids_echoed_with_type():
+    with Server() as s:
+        r = s.request("process/list", id="abc")
+        assert r["id"] == "abc"
+        r = s.request("process/list", id=7)
+        assert r["id"] == 7 and isinstance(r["id"], int)
+        # The same string and integer spelled alike stay distinct.
+        s.send({"id": "8", "method": "process/list"})
+        s.send({"id": 8, "method": "process/list"})
+        assert s.wait_response("8")["id"] == "8"
+        assert s.wait_response(8)["id"] == 8
+
+
+def test_without_jsonrpc_field_accepted_and_always_written():
+    with Server() as s:
+        s.send({"id": 1000, "method": "process/list"})
+        r = s.wait_response(1000)
+        assert r["jsonrpc"] == "2.0" and "result" in r
+        s.send({"jsonrpc": "1.0", "id": 1001, "method": "process/list"})
+        assert s.wait_response(1001)["error"]["code"] == -32600
+
+
+def test_parse_error_then_keeps_serving():
+    with Server() as s:
+        s.send_raw('{"id": 5, "method": \n')
+        s.send_raw(b'{"id": 6, "method": "process/list", "x": "\xff\xfe"}\n')  # invalid UTF-8
+        s.send_raw("[" * 100000 + "\n")  # deep nesting
+        s.send_raw('{"id": 9, "method": "process/list"}\n')
+        assert s.wait_response(9)["result"] == {"processes": []}
+        errors = [json.loads(l) for l in s.lines if '"error"' in l]
+        parse = [e for e in errors if e["error"]["code"] == -32700]
+        assert len(parse) == 3, errors
+        assert all(e["id"] is None for e in parse)
+
+
+def test_invalid_requests():
+    with Server() as s:
+        s.send_raw("42\n")
+        s.send_raw("[]\n")
+        s.send({"id": 3.5, "method": "process/list"})
+        s.send({"id": 11, "method": 5})
+        s.send({"id": 12})
+        s.send({"id": 13, "method": "process/list"})
+        s.wait_response(13)
+        time.sleep(0.1)
+        codes = [json.loads(l)["error"]["code"] for l in s.lines if '"error"' in l]
+        assert codes.count(-32600) == 5, codes
+
+
+def test_method_not_found_and_unbuilt_methods():
+    with Server() as s:
+        r = s.request("nope/nothing")
+        assert r["error"]["code"] == -32601 and "nope/nothing" in r["error"]["message"]
+        # Described in the protocol (the schema has it) but not built yet.
+        r = s.request("network/policy/get")
+        assert r["error"]["code"] == -32601
+
+
+def test_invalid_params_carry_path():
+    with Server() as s:
+        r = s.request("process/spawn", {"processId": "p", "argv": []})
+        e = r["error"]
+        assert e["code"] == -32602 and e["data"]["path"] == "params.argv", e
+        r = s.request("process/spawn", {"processId": "p", "argv": ["true"], "tty": True,
+                                        "size": {"rows": 0, "cols": 80}})
+        assert r["error"]["data"]["path"] == "params.size.rows"
+        assert r["error"]["data"]["expected"] == "integer 1..65535"
+        r = s.request("process/spawn", {"processId": "p", "argv": ["true"], "bogus": 1})
+        assert r["error"]["data"]["path"] == "params.bogus"
+        r = s.request("process/spawn", {"argv": ["true"]})
+        assert r["error"]["data"]["path"] == "params.processId"
+        r = s.request("process/spawn", {"processId": "p", "argv": ["true"],
+                                        "sandbox": {"type": "nope"}})
+        assert r["error"]["data"]["path"] == "params.sandbox.type"
+        r = s.request("process/list", [1, 2])
+        assert r["error"]["code"] == -32602
+
+
+def test_oversize_line_skipped():
+    with Server("--max-line-bytes", "1024") as s:
+        s.send_raw('{"id": 1, "method": "process/list", "pad": "' + "x" * 5000 + '"}\n')
+        s.send_raw('{"id": 2, "method": "process/list"}\n')
+        assert "result" in s.wait_response(2)
+        over = [json.loads(l) for l in s.lines if "exceeds" in l]
+        assert len(over) == 1 and over[0]["error"]["code"] == -32600
+        assert over[0]["id"] is None
+        # A line exactly at the limit is fine.
+        body = '{"id": 3, "method": "process/list"}'
+        s.send_raw(body + " " * (1024 - len(body)) + "\n")
+        assert "result" in s.wait_response(3)
+
+
+def test_split_and_joined_writes():
+    with Server() as s:
+        msg = json.dumps({"id": 21, "method": "process/list"}) + "\n"
+        for ch in msg:
+            s.send_raw(ch)
+        joined = "".join(json.dumps({"id": i, "method": "process/list"}) + "\n"
+                         for i in range(22, 30))
+        s.send_raw(joined)
+        for i in range(21, 30):
+            assert "result" in s.wait_response(i)
+
+
+def test_partial_line_at_eof_and_exit_code():
+    p = subprocess.Popen([WARDEN_BIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    out, _ = p.communicate(b'{"id":1,"method":"initialize","params":{"clientInfo":{"name":"x"}}}\n'
+                           b'{"id":2,"method":"process/list"}', timeout=30)
+    assert p.returncode == 0
+    ids = [json.loads(l)["id"] for l in out.decode().splitlines()]
+    assert ids == [1, 2]
+
+
+def test_stdin_regular_file():
+    with tempfile.NamedTemporaryFile("w", suffix=".ndjson") as f:
+        f.write('{"id":1,"method":"initialize","params":{"clientInfo":{"name":"x"}}}\n')
+        for i in range(2, 50):
+            f.write('{"id":%d,"method":"process/list"}\n' % i)
+        f.flush()
+        with open(f.name, "rb") as fin:
+            p = subprocess.run([WARDEN_BIN], stdin=fin, capture_output=True, timeout=30)
+        assert p.returncode == 0
+        assert len(p.stdout.decode().splitlines()) == 49
+
+
+def test_pipelined_10000_each_answered_once():
+    with Server() as s:
+        n = 10000
+        payload = "".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "process/list"}) + "\n"
+                          for i in range(1, n + 1))
+        writer = threading.Thread(target=s.send_raw, args=(payload,))
+        writer.start()
+        s.wait_response(n, timeout=120)
+        writer.join()
+        time.sleep(0.2)
+        with s.cond:
+            counts = {k: len(v) for k, v in s.responses.items()}
+        for i in range(1, n + 1):
+            assert counts.get(json.dumps(i)) == 1, i
+
+
+def test_shutdown_answers_and_exits_zero():
+    s = Server()
+    r = s.request("shutdown")
+    assert r["result"] == {}
+    assert s.proc.wait(30) == 0
+
+
+def test_sigterm_exits_cleanly():
+    s = Server()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(30) == 0
+
+
+def test_opt_out_notifications():
+    with Server(init=False) as s:
+        s.call("initialize", {"clientInfo": {"name": "t"}, "capabilities": {
+            "optOutNotificationMethods": ["process/output"]}})
+        s.call("process/spawn", {"processId": "a", "argv": ["echo", "hi"],
+                                 "sandbox": {"type": "dangerFullAccess"}})
+        s.wait_exit("a")
+        assert not [n for n in s.notifications if n["method"] == "process/output"]
+
+
+def test_overloaded_when_inflight_full():
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        json.dump({"maxInflight": 2}, cfg)
+        cfg.flush()
+        with Server("--config", cfg.name) as s:
+            s.call("process/spawn", {"processId": "slow", "argv": ["sleep", "30"],
+                                     "sandbox": {"type": "dangerFullAccess"}})
+            a = s.request_async("process/read", {"processId": "slow", "waitMs": 20000})
+            b = s.request_async("process/read", {"processId": "slow", "waitMs": 20000})
+            r = s.request("process/list")
+            assert r["error"]["code"] == -32001, r
+            s.call("process/terminate", {"processId": "slow", "signal": "KILL"})
+            # The parked reads are answered once the process exits.
+            assert s.wait_response(a)["result"]["exited"] is True
+            assert s.wait_response(b)["result"]["exited"] is True
+
+
+def test_config_errors_and_cli():
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        json.dump({"maxInflight": 2, "bogusKey": 1}, cfg)
+        cfg.flush()
+        p = subprocess.run([WARDEN_BIN, "--config", cfg.name], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10)
+        assert p.returncode == 2 and b"bogusKey" in p.stderr
+    p = subprocess.run([WARDEN_BIN, "--max-line-bytes", "ten"], capture_output=True, timeout=10)
+    assert p.returncode == 2 and b"--max-line-bytes" in p.stderr
+    p = subprocess.run([WARDEN_BIN, "--version"], capture_output=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith(b"warden ")
+    p = subprocess.run([WARDEN_BIN, "--help"], capture_output=True, timeout=10)
+    assert p.returncode == 0 and b"generate-json-schema" in p.stdout
+    p = subprocess.run([WARDEN_BIN, "--frobnicate"], capture_output=True, timeout=10)
+    assert p.returncode == 2 and b"--frobnicate" in p.stderr
+
+
+def test_config_from_env():
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        json.dump({"maxLineBytes": 256}, cfg)
+        cfg.flush()
+        with Server(env={"WARDEN_CONFIG": cfg.name}) as s:
+            s.send_raw('{"id": 1, "method": "process/list", "pad": "' + "x" * 400 + '"}\n')
+            s.send_raw('{"id": 2, "method": "process/list"}\n')
+            s.wait_response(2)
+            assert any("exceeds" in l for l in s.lines)
+
+
+def test_json_logs():
+    with Server(env={"WARDEN_LOG": "info", "WARDEN_LOG_FORMAT": "json"}) as s:
+        s.call("process/list")
+    lines = [l for l in s.stderr_lines if l.strip()]
+    assert lines, "expected info logs"
+    for l in lines:
+        obj = json.loads(l)
+        assert {"ts", "level", "module", "msg"} <= set(obj)
+
+
+def test_server_to_client_response_for_unknown_id_is_ignored():
+    with Server() as s:
+        s.send({"jsonrpc": "2.0", "id": 999, "result": {}})
+        s.send({"jsonrpc": "2.0", "id": "x", "error": {"code": 1, "message": "m"}})
+        assert "result" in s.request("process/list")
+
+
+if __name__ == "__main__":
+    run_tests(globals())

@@ -1,0 +1,201 @@
+"""A small NDJSON driver for integration tests: starts the real warden
+binary and speaks JSON-RPC to it over stdio (standard library only).
+
+Raw on purpose: tests here check the wire itself (framing, ids, error codes),
+so the driver does not hide anything the server writes."""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+WARDEN_BIN = os.environ.get("WARDEN_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "server", "warden")
+
+
+class Timeout(Exception):
+    pass
+
+
+class Server:
+    def __init__(self, *args, env=None, stdin=subprocess.PIPE, cwd=None, init=True, user=None):
+        full_env = dict(os.environ)
+        full_env.setdefault("WARDEN_LOG", "warn")
+        if env:
+            full_env.update(env)
+        preexec = None
+        if user is not None:
+            uid, gid = user
+
+            def preexec():
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+        self.proc = subprocess.Popen(
+            [WARDEN_BIN, *args], stdin=stdin, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=full_env, cwd=cwd, preexec_fn=preexec)
+        self.messages = queue.Queue()
+        self.responses = {}
+        self.notifications = []
+        self.lines = []
+        self.cond = threading.Condition()
+        self.next_id = 1
+        self.stderr_lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
+        self.eof = False
+        if init:
+            r = self.request("initialize", {"clientInfo": {"name": "tests"}})
+            assert "result" in r, r
+            self.notify("initialized")
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8")
+            msg = json.loads(line)
+            with self.cond:
+                self.lines.append(line)
+                if "id" in msg and ("result" in msg or "error" in msg):
+                    key = json.dumps(msg["id"])
+                    self.responses.setdefault(key, []).append(msg)
+                else:
+                    self.notifications.append(msg)
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def _read_err(self):
+        for raw in self.proc.stderr:
+            self.stderr_lines.append(raw.decode("utf-8", "replace"))
+            if os.environ.get("WARDEN_TEST_VERBOSE"):
+                sys.stderr.write(raw.decode("utf-8", "replace"))
+
+    def send_raw(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, msg):
+        self.send_raw(json.dumps(msg) + "\n")
+
+    def new_id(self):
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+    def request_async(self, method, params=None, id=None):
+        if id is None:
+            id = self.new_id()
+        msg = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+        return id
+
+    def wait_response(self, id, timeout=30):
+        key = json.dumps(id)
+        deadline = time.time() + timeout
+        with self.cond:
+            while key not in self.responses:
+                left = deadline - time.time()
+                if left <= 0 or self.eof:
+                    raise Timeout("no response to id %r" % (id,))
+                self.cond.wait(left)
+            return self.responses[key][0]
+
+    def request(self, method, params=None, timeout=30, id=None):
+        return self.wait_response(self.request_async(method, params, id=id), timeout)
+
+    def call(self, method, params=None, timeout=30):
+        """request() that insists on a result and returns it."""
+        r = self.request(method, params, timeout)
+        if "error" in r:
+            raise AssertionError("%s failed: %r" % (method, r["error"]))
+        return r["result"]
+
+    def notify(self, method, params=None):
+        msg = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+
+    def wait_for(self, pred, timeout=30):
+        """Wait for a notification matching pred; returns it."""
+        deadline = time.time() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for n in self.notifications[seen:]:
+                    if pred(n):
+                        return n
+                seen = len(self.notifications)
+                left = deadline - time.time()
+                if left <= 0 or self.eof:
+                    raise Timeout("notification not seen")
+                self.cond.wait(left)
+
+    def process_events(self, process_id):
+        with self.cond:
+            return [n for n in self.notifications
+                    if n.get("params", {}).get("processId") == process_id]
+
+    def wait_exit(self, process_id, timeout=30):
+        return self.wait_for(lambda n: n.get("method") == "process/exited"
+                             and n["params"]["processId"] == process_id, timeout)["params"]
+
+    def output_of(self, process_id, stream=None):
+        import base64
+        out = b""
+        for n in self.process_events(process_id):
+            if n["method"] == "process/output" and (stream is None or n["params"]["stream"] == stream):
+                out += base64.b64decode(n["params"]["deltaBase64"])
+        return out
+
+    def close(self, timeout=30):
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.close()
+        self._reader.join(5)
+
+
+def run_tests(namespace):
+    """Run every function named test_* in namespace; print a summary line and
+    exit non-zero on failure."""
+    import traceback
+    names = sorted(k for k, v in namespace.items() if k.startswith("test_") and callable(v))
+    only = os.environ.get("WARDEN_TEST_ONLY")
+    failed = 0
+    for name in names:
+        if only and only not in name:
+            continue
+        start = time.time()
+        try:
+            namespace[name]()
+            print("ok   %-50s %.2fs" % (name, time.time() - start), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % name, flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (len(names) - failed, failed))
+    sys.exit(1 if failed else 0)

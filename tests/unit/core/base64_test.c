@@ -1,0 +1,58 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "server/base64.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_vectors(void **state) {
+  (void)state;
+  static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  static const char *const enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  for (int i = 0; i < 7; i++) {
+    char out[32];
+    size_t n = base64_encode((const uint8_t *)plain[i], strlen(plain[i]), out);
+    out[n] = '\0';
+    assert_string_equal(out, enc[i]);
+    uint8_t back[32];
+    ssize_t m = base64_decode(enc[i], strlen(enc[i]), back);
+    assert_int_equal(m, strlen(plain[i]));
+    assert_memory_equal(back, plain[i], (size_t)m);
+  }
+}
+
+static void test_round_trip_binary(void **state) {
+  (void)state;
+  uint8_t in[1000];
+  for (int i = 0; i < 1000; i++)
+    in[i] = (uint8_t)(i * 7 + 3);
+  for (size_t len = 0; len < 1000; len += 37) {
+    char enc[1400];
+    size_t n = base64_encode(in, len, enc);
+    assert_int_equal(n, base64_encoded_len(len));
+    uint8_t out[1000];
+    assert_int_equal(base64_decode(enc, n, out), (ssize_t)len);
+    assert_memory_equal(in, out, len);
+  }
+}
+
+static void test_rejects_bad_input(void **state) {
+  (void)state;
+  uint8_t out[16];
+  assert_int_equal(base64_decode("abc", 3, out), -1);
+  assert_int_equal(base64_decode("ab!d", 4, out), -1);
+  assert_int_equal(base64_decode("a===", 4, out), -1);
+  assert_int_equal(base64_decode("=abc", 4, out), -1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_vectors),
+      cmocka_unit_test(test_round_trip_binary),
+      cmocka_unit_test(test_rejects_bad_input),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
