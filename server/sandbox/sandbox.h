@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <jansson.h>
 
 typedef struct sandbox_spec sandbox_spec;
 
@@ -54,6 +55,10 @@ typedef struct sandbox_build_opts {
  * when the plan is not enforceable here; never returns a weaker spec. */
 int sandbox_spec_build(const policy_plan *plan, const sandbox_build_opts *opts,
                        sandbox_spec **out, char **reason);
+/* The same checks without host side effects (no mount point stubs are
+ * created): for sandbox/refresh. The spec must not be used for a run. */
+int sandbox_spec_build_dry(const policy_plan *plan, const sandbox_build_opts *opts,
+                           sandbox_spec **out, char **reason);
 void sandbox_spec_free(sandbox_spec *spec);
 
 /* CLONE_NEW* flags the supervisor must be created with. */
@@ -75,5 +80,75 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step);
 /* Parent side, after the run: remove mount points that had to be created on
  * the host to mask missing protected paths. */
 void sandbox_spec_cleanup_host(const sandbox_spec *spec);
+
+/* ---- additions (server/sandbox) ---- */
+
+/* sandbox_features_probe() once per process, cached (thread-safe). This is
+ * what sandbox_spec_build() checks plans against. */
+void sandbox_features_cached(policy_features *out);
+
+/* Fixed ports of the proxy listeners inside a proxy-mode network namespace
+ * (each sandbox has its own namespace, so fixed ports cannot collide). */
+#define SANDBOX_PROXY_HTTP_PORT 3128
+#define SANDBOX_PROXY_SOCKS_PORT 1080
+
+/* File descriptors of the spec that the supervisor must keep open until
+ * sandbox_child_init() has run (today: the child end of the proxy channel in
+ * proxy mode). Writes up to `max` of them to fds and returns how many there
+ * are. The exec engine keeps them when it closes the supervisor's other fds. */
+size_t sandbox_spec_child_fds(const sandbox_spec *spec, int *fds, size_t max);
+
+/* Proxy mode (sandbox_spec_network() == POLICY_NET_PROXY): the server end of
+ * the socketpair created by sandbox_spec_build(). sandbox_child_init() binds
+ * 127.0.0.1:SANDBOX_PROXY_HTTP_PORT and :SANDBOX_PROXY_SOCKS_PORT inside the
+ * sandbox's network namespace, listens, and sends both sockets over it
+ * (SCM_RIGHTS) before the command is forked. Ownership of *server_fd passes
+ * to the caller (close it when done); a second call gets -EALREADY, a spec
+ * that is not in proxy mode -ENOENT. */
+int sandbox_spec_proxy_channel(sandbox_spec *spec, int *server_fd);
+
+/* Parent side, right after clone(): close the parent's copy of the child end
+ * of the proxy channel, so that sandbox_proxy_receive() sees EOF (-EPIPE)
+ * when the supervisor dies before sending. Idempotent; no-op otherwise. */
+void sandbox_spec_after_clone(const sandbox_spec *spec);
+
+/* Receive the listeners: fds[0] HTTP (CONNECT and plain), fds[1] SOCKS5, both
+ * O_CLOEXEC, owned by the caller. Non-blocking: -EAGAIN when nothing has
+ * arrived yet (poll server_fd for POLLIN), -EPIPE when the supervisor closed
+ * the channel without sending, -EPROTO on a malformed message. The sockets
+ * are already sent when the spawn is reported started. */
+int sandbox_proxy_receive(int server_fd, int fds[2]);
+
+/* ---- state directory and setup marker (setup.c) ----
+ *
+ * Layout: <state>/v<SANDBOX_SETUP_VERSION>/setup.json is the marker that
+ * sandbox/setup writes last; workspaces.json records what sandbox/refresh
+ * applied. A new layout gets a new version directory, so an older warden
+ * never misreads a newer one's state. Both files are written to a temporary
+ * name and renamed, so a reader sees the old file or the new, never half. */
+#define SANDBOX_SETUP_VERSION 1
+
+/* The state directory: `configured` when set, else $XDG_STATE_HOME/warden,
+ * else $HOME/.local/state/warden. malloc'd; NULL when none can be named. */
+char *sandbox_state_dir(const char *configured);
+/* <state>/v<N>, created with mode 0700 (parents 0755) when missing; sets
+ * *created when it had to be made. malloc'd path, NULL with *err set. */
+char *sandbox_state_vdir(const char *state_dir, bool create, bool *created, int *err);
+
+/* The settings a marker records and readiness compares: warden's version,
+ * the setup version, the kernel features and the proxy settings. */
+json_t *sandbox_setup_settings(const policy_features *f, const char *version);
+/* Remove the marker (0 when it was absent too), write it (atomically), read
+ * it (NULL when absent or unreadable). */
+int sandbox_marker_delete(const char *vdir);
+int sandbox_marker_write(const char *vdir, const json_t *settings);
+json_t *sandbox_marker_read(const char *vdir);
+/* "ready", "notConfigured" or "updateRequired"; *why (may be NULL) names
+ * the first difference, static storage. */
+const char *sandbox_readiness_status(const char *state_dir, const json_t *settings,
+                                     const char **why);
+/* Record that `key` (a workspace and its policy) was applied with `value`:
+ * 1 when that changed the record, 0 when it was already there, <0 errno. */
+int sandbox_workspace_record(const char *vdir, const char *key, const json_t *value);
 
 #endif

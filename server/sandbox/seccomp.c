@@ -1,0 +1,180 @@
+/* The seccomp filter, built with libseccomp in the parent and exported as a
+ * classic BPF program, so the child only has to hand the instructions to the
+ * kernel (no allocation after clone).
+ *
+ * Default action ALLOW; the listed calls fail with EPERM (ENOSYS for clone3).
+ * It is a second layer: the namespaces, the mount view, Landlock and the
+ * dropped capabilities already stop most of these. Its job is to close the
+ * kernel attack surface that none of those cover (io_uring, bpf, perf,
+ * keyrings, userfaultfd), to keep the command from building namespaces of
+ * its own, and to stop terminal injection (TIOCSTI, TIOCLINUX). */
+#include "server/sandbox/sandbox_int.h"
+
+#include <errno.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sched.h>
+
+#ifndef TIOCLINUX
+#define TIOCLINUX 0x541C
+#endif
+
+static const char *const deny_eperm[] = {
+    /* other processes' memory and the kernel's debugging interfaces */
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+    /* io_uring performs socket/file operations without passing through the
+     * syscalls filtered below */
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
+    /* large kernel attack surface with no use for a build or a shell */
+    "bpf", "perf_event_open", "kexec_load", "kexec_file_load", "userfaultfd",
+    "keyctl", "add_key", "request_key",
+    /* the view of the filesystem is fixed once the command runs */
+    "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount", "fsopen",
+    "fsconfig", "fsmount", "fspick", "mount_setattr", "open_by_handle_at",
+    /* no new namespaces, no joining others */
+    "setns", "unshare",
+};
+
+static int add_simple(scmp_filter_ctx ctx, const char *name, uint32_t action) {
+  int nr = seccomp_syscall_resolve_name(name);
+  if (nr == __NR_SCMP_ERROR)
+    return 0; /* not a syscall on this architecture */
+  return seccomp_rule_add(ctx, action, nr, 0);
+}
+
+/* Deny `nr` when argument `arg` (a 32-bit int in the kernel) is not in
+ * allowed[] (sorted, small values). libseccomp compares 64-bit values, so
+ * "greater than the largest allowed value" also catches garbage in the
+ * upper half of the register. */
+static int deny_domain_not_in(scmp_filter_ctx ctx, int nr, unsigned arg, const unsigned *allowed,
+                              size_t n) {
+  unsigned next = 0;
+  for (size_t i = 0; i < n; i++) {
+    for (unsigned v = next; v < allowed[i]; v++) {
+      int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+                                SCMP_CMP(arg, SCMP_CMP_EQ, (scmp_datum_t)v));
+      if (rc < 0)
+        return rc;
+    }
+    next = allowed[i] + 1;
+  }
+  return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+                          SCMP_CMP(arg, SCMP_CMP_GT, (scmp_datum_t)allowed[n - 1]));
+}
+
+static int build_rules(scmp_filter_ctx ctx, policy_net_mode net) {
+  int rc;
+  for (size_t i = 0; i < sizeof deny_eperm / sizeof deny_eperm[0]; i++)
+    if ((rc = add_simple(ctx, deny_eperm[i], SCMP_ACT_ERRNO(EPERM))) < 0)
+      return rc;
+
+  /* clone3 passes its flags in memory, which seccomp cannot read: ENOSYS
+   * makes glibc fall back to clone, whose flags are checked here. */
+  if ((rc = add_simple(ctx, "clone3", SCMP_ACT_ERRNO(ENOSYS))) < 0)
+    return rc;
+  static const unsigned long ns_flags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+                                           CLONE_NEWUSER, CLONE_NEWPID,   CLONE_NEWNET};
+  for (size_t i = 0; i < sizeof ns_flags / sizeof ns_flags[0]; i++) {
+    /* flags are argument 0 of clone on x86_64 and aarch64 */
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                          SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+    if (rc < 0)
+      return rc;
+  }
+
+  /* Terminal injection: the request is an unsigned int; compare the low 32
+   * bits only so garbage in the upper half cannot slip past. */
+  static const unsigned long tty_cmds[] = {TIOCSTI, TIOCLINUX};
+  for (size_t i = 0; i < 2; i++) {
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, tty_cmds[i]));
+    if (rc < 0)
+      return rc;
+  }
+
+  /* Socket families: the network namespace already confines IP; these
+   * rules shut netlink, packet, vsock, bluetooth, ... (and with no network
+   * every IP family). */
+  static const unsigned fam_ip[] = {AF_UNIX, AF_INET, AF_INET6};
+  static const unsigned fam_unix[] = {AF_UNIX};
+  if (net == POLICY_NET_NONE)
+    rc = deny_domain_not_in(ctx, SCMP_SYS(socket), 0, fam_unix, 1);
+  else
+    rc = deny_domain_not_in(ctx, SCMP_SYS(socket), 0, fam_ip, 3);
+  if (rc < 0)
+    return rc;
+  if ((rc = deny_domain_not_in(ctx, SCMP_SYS(socketpair), 0, fam_unix, 1)) < 0)
+    return rc;
+  /* raw sockets (and the obsolete SOCK_PACKET) in any family; the type
+   * carries SOCK_NONBLOCK/SOCK_CLOEXEC above the low 4 bits */
+  static const unsigned raw_types[] = {SOCK_RAW, SOCK_PACKET};
+  for (size_t i = 0; i < 2; i++) {
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, raw_types[i]));
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int sbx_seccomp_build(policy_net_mode net, struct sock_filter **out, unsigned short *n,
+                      char **reason) {
+  *out = NULL;
+  *n = 0;
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (!ctx) {
+    if (reason)
+      *reason = strdup("seccomp_init failed");
+    return -ENOMEM;
+  }
+  int rc = build_rules(ctx, net);
+  /* The filter lives in the command only; make sure libseccomp does not try
+   * to synchronize threads or set no_new_privs itself (we do it, in order). */
+  if (rc == 0)
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+  int mfd = -1;
+  if (rc == 0) {
+    mfd = memfd_create("warden-seccomp", MFD_CLOEXEC);
+    if (mfd < 0)
+      rc = -errno;
+  }
+  if (rc == 0)
+    rc = seccomp_export_bpf(ctx, mfd);
+  seccomp_release(ctx);
+  off_t size = 0;
+  if (rc == 0) {
+    size = lseek(mfd, 0, SEEK_END);
+    if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
+        size / (off_t)sizeof(struct sock_filter) > 4096)
+      rc = -EINVAL;
+  }
+  struct sock_filter *prog = NULL;
+  if (rc == 0) {
+    prog = malloc((size_t)size);
+    if (!prog)
+      rc = -ENOMEM;
+  }
+  if (rc == 0 && pread(mfd, prog, (size_t)size, 0) != size)
+    rc = -EIO;
+  if (mfd >= 0)
+    close(mfd);
+  if (rc < 0) {
+    free(prog);
+    if (reason) {
+      char buf[128];
+      snprintf(buf, sizeof buf, "cannot build the seccomp filter: %s", strerror(-rc));
+      *reason = strdup(buf);
+    }
+    return rc;
+  }
+  *out = prog;
+  *n = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+  return 0;
+}
