@@ -38,6 +38,18 @@ int process_handlers_start(warden_server *s);
 void process_handlers_stop(warden_server *s);
 void process_handlers_free(warden_server *s);
 
+/* Run a command for warden itself (process.c): not listed, no
+ * notifications, stdout and stderr collected (up to the cap). fn runs once:
+ * with failure set when it could not start, else with the exit info and the
+ * output. The spec (may be NULL) is taken over. */
+#define PROCESS_INTERNAL_PREFIX "warden.internal."
+#define PROCESS_INTERNAL_MAX_OUTPUT 4096
+struct sandbox_spec;
+typedef void (*process_internal_fn)(void *arg, const char *failure, const exec_exit_info *info,
+                                    const char *output, size_t len);
+int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
+                           struct sandbox_spec *spec, process_internal_fn fn, void *arg);
+
 /* The policy context for resolving a policy in this server (policy.c). */
 void handlers_policy_context(warden_server *s, policy_context *ctx);
 /* A policy error as a -32602 answer with data.path. */

@@ -1,4 +1,4 @@
-/* process/*: spawn, write, resize, terminate, read, release, list, and the
+/* The process family: spawn, write, resize, terminate, read, release, list, and the
  * process/output and process/exited notifications. */
 #include "handlers/handlers.h"
 #include "server/base64.h"
@@ -38,6 +38,12 @@ typedef struct proc_data {
   char network[8];
   bool enforced;
   read_waiter *waiters;
+  /* A process warden runs for itself (the sandbox/setup self-check): no
+   * notifications, not listed, not addressable; its output is collected. */
+  process_internal_fn internal;
+  void *internal_arg;
+  char *out;
+  size_t out_len;
 } proc_data;
 
 static void free_proc_data(proc_data *pd) {
@@ -48,12 +54,17 @@ static void free_proc_data(proc_data *pd) {
     sandbox_spec_free(pd->spec);
   }
   free(pd->id_json);
+  free(pd->out);
   free(pd);
+}
+
+static bool internal_id(const char *id) {
+  return id && strncmp(id, PROCESS_INTERNAL_PREFIX, strlen(PROCESS_INTERNAL_PREFIX)) == 0;
 }
 
 static exec_proc *find_or_fail(warden_server *s, rpc_request *req, json_t *params) {
   const char *id = json_string_value(json_object_get(params, "processId"));
-  exec_proc *p = exec_engine_find(s->exec, id);
+  exec_proc *p = internal_id(id) ? NULL : exec_engine_find(s->exec, id);
   if (!p) {
     char msg[320];
     snprintf(msg, sizeof msg, "unknown processId \"%.256s\"", id);
@@ -184,6 +195,17 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
   proc_data *pd = user;
   rpc_request *req = pd->spawn_req;
   pd->spawn_req = NULL;
+  if (pd->internal) {
+    if (err) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "%s: %s", err->syscall, strerror(err->err));
+      pd->internal(pd->internal_arg, msg, NULL, NULL, 0);
+      free_proc_data(pd);
+    } else {
+      exec_proc_set_data(proc, pd);
+    }
+    return;
+  }
   if (err) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s: %s", err->syscall, strerror(err->err));
@@ -211,6 +233,19 @@ static void on_output(void *ctx, exec_proc *proc, uint64_t seq, exec_stream stre
                       const uint8_t *data, size_t len, bool cap_reached) {
   warden_server *s = ctx;
   proc_data *pd = exec_proc_get_data(proc);
+  if (pd && pd->internal) {
+    size_t room = PROCESS_INTERNAL_MAX_OUTPUT - pd->out_len;
+    if (len > room)
+      len = room;
+    char *o = len ? realloc(pd->out, pd->out_len + len + 1) : NULL;
+    if (o) {
+      memcpy(o + pd->out_len, data, len);
+      pd->out_len += len;
+      o[pd->out_len] = '\0';
+      pd->out = o;
+    }
+    return;
+  }
   if (pd && pd->waiters)
     wake_waiters(pd, false);
   if (!s->tr || !pd || !rpc_notification_wanted(s->rpc, "process/output"))
@@ -244,9 +279,15 @@ static void on_output(void *ctx, exec_proc *proc, uint64_t seq, exec_stream stre
   transport_out_send(s->tr, b, (size_t)(o - out));
 }
 
-static void on_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_exit_info *info) {
+static void on_proc_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_exit_info *info) {
   warden_server *s = ctx;
   proc_data *pd = exec_proc_get_data(proc);
+  if (pd && pd->internal) {
+    exec_proc_set_data(proc, NULL);
+    pd->internal(pd->internal_arg, NULL, info, pd->out ? pd->out : "", pd->out_len);
+    free_proc_data(pd);
+    return;
+  }
   const char *sig = info->signal ? exec_signal_name(info->signal) : NULL;
   char signum[16];
   if (info->signal && !sig) {
@@ -335,6 +376,11 @@ static char **string_array(const json_t *arr) {
 void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
   const char *id = json_string_value(json_object_get(params, "processId"));
+  if (internal_id(id)) {
+    invalid(req, "params.processId", "processId \"%.256s\" is reserved for warden's own use",
+            id);
+    return;
+  }
   if (exec_engine_find(s->exec, id)) {
     invalid(req, "params.processId", "processId \"%.256s\" is already in use", id);
     return;
@@ -507,7 +553,7 @@ void handle_process_release(void *server, rpc_request *req, json_t *params) {
     return;
   proc_data *pd = exec_proc_get_data(p);
   if (pd) {
-    /* Released while running: the engine kills it and on_exit will not come. */
+    /* Released while running: the engine kills it and on_proc_exit will not come. */
     wake_waiters(pd, true);
     exec_proc_set_data(p, NULL);
     free_proc_data(pd);
@@ -518,6 +564,8 @@ void handle_process_release(void *server, rpc_request *req, json_t *params) {
 
 static void list_one(exec_proc *p, void *arg) {
   json_t *arr = arg;
+  if (internal_id(exec_proc_id(p)))
+    return;
   json_t *argv = json_array();
   for (char *const *a = exec_proc_argv(p); a && *a; a++)
     json_array_append_new(argv, json_string(*a));
@@ -535,12 +583,44 @@ void handle_process_list(void *server, rpc_request *req, json_t *params) {
   rpc_respond(req, json_pack("{s:o}", "processes", arr));
 }
 
+/* ---- processes warden runs for itself ---- */
+
+int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
+                           sandbox_spec *spec, process_internal_fn fn, void *arg) {
+  static unsigned long counter;
+  char id[64];
+  snprintf(id, sizeof id, PROCESS_INTERNAL_PREFIX "%lu", ++counter);
+  proc_data *pd = calloc(1, sizeof *pd);
+  if (!pd) {
+    sandbox_spec_cleanup_host(spec);
+    sandbox_spec_free(spec);
+    return -ENOMEM;
+  }
+  pd->s = s;
+  pd->spec = spec;
+  pd->internal = fn;
+  pd->internal_arg = arg;
+  char **envp = envpolicy_build(environ, NULL, NULL, spec ? sandbox_spec_env(spec) : NULL);
+  if (!envp) {
+    free_proc_data(pd);
+    return -ENOMEM;
+  }
+  exec_spawn_opts o = {.process_id = id, .argv = argv, .cwd = cwd, .envp = envp,
+                       .output_cap = PROCESS_INTERNAL_MAX_OUTPUT, .timeout_ms = 10000,
+                       .sandbox = spec, .user = pd};
+  int rc = exec_spawn(s->exec, &o);
+  envpolicy_free(envp);
+  if (rc < 0)
+    free_proc_data(pd);
+  return rc;
+}
+
 /* ---- engine lifecycle ---- */
 
 int process_handlers_start(warden_server *s) {
   exec_engine_opts eo = {.retain_bytes = s->cfg.retain_bytes, .retain_exited_ms = 60000};
   exec_callbacks cb = {
-      .ctx = s, .on_spawned = on_spawned, .on_output = on_output, .on_exit = on_exit};
+      .ctx = s, .on_spawned = on_spawned, .on_output = on_output, .on_exit = on_proc_exit};
   return exec_engine_new(s->loop, &eo, &cb, &s->exec);
 }
 

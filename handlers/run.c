@@ -92,7 +92,7 @@ static void on_output(void *ctx, exec_proc *proc, uint64_t seq, exec_stream stre
   write_all(stream == EXEC_STREAM_STDERR ? 2 : 1, data, len);
 }
 
-static void on_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_exit_info *info) {
+static void on_proc_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_exit_info *info) {
   run_ctx *c = ctx;
   (void)proc;
   (void)seq;
@@ -223,7 +223,7 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
   c->tty = isatty(0) && isatty(1);
   exec_engine_opts eo = {.retain_bytes = 0, .retain_exited_ms = 0};
   exec_callbacks cb = {.ctx = c, .on_spawned = on_spawned, .on_output = on_output,
-                       .on_exit = on_exit};
+                       .on_exit = on_proc_exit};
   rc = exec_engine_new(s->loop, &eo, &cb, &s->exec);
   char **envp = envpolicy_build(environ, NULL, NULL, spec ? sandbox_spec_env(spec) : NULL);
   struct winsize ws = {.ws_row = 24, .ws_col = 80};

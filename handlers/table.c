@@ -16,7 +16,7 @@ const rpc_handler warden_handlers[] = {
     {"sandbox/readiness", handle_sandbox_readiness},
     {"sandbox/setup", handle_sandbox_setup},
     {"sandbox/refresh", handle_sandbox_refresh},
-    /* network/* and approval/* are described in protocol/ (and so in the
+    /* The network and approval families are described in protocol/ (and so in the
      * schema) but answer -32601 until the egress proxy lands. */
     {NULL, NULL},
 };
