@@ -257,7 +257,6 @@ int pol_ir_to_legacy(const pol_ir *ir, const char *cwd_canon, const policy_conte
   }
   /* 5. The round trip must keep the plan. */
   rc = round_trip_check(ir, legacy, cwd_canon, ctx, err);
-  rc = 0;
 
 out:
   pol_rset_free(&rs);
