@@ -90,6 +90,9 @@ static void transport_closed(void *arg) {
   warden_server *s = arg;
   s->tr = NULL;
   rpc_set_transport(s->rpc, NULL);
+  /* The engines close their own handles (their close callbacks free them);
+   * whatever else is left open (signal watchers) is closed after. */
+  handlers_free(s);
   uv_walk(s->loop, close_walk, NULL);
 }
 

@@ -300,7 +300,7 @@ void rpc_handle_line(rpc *r, const char *line, size_t len) {
   if (i == len)
     return; /* blank line: nothing to answer */
   json_error_t jerr;
-  json_t *msg = json_loadb(line, len, 0, &jerr);
+  json_t *msg = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
   if (!msg) {
     char m[300];
     snprintf(m, sizeof m, "parse error: %s at column %d", jerr.text, jerr.column);
