@@ -430,9 +430,19 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     return;
   }
   char **argv = string_array(json_object_get(params, "argv"));
-  char **envp = envpolicy_build(environ, json_object_get(params, "envPolicy"),
-                                json_object_get(params, "env"),
+  /* A PTY is a terminal warden emulates for the client, not the terminal
+   * the server itself runs in: TERM is the client's choice (env.TERM) or
+   * xterm-256color, never the server's inherited TERM. */
+  json_t *env = json_object_get(params, "env");
+  json_t *env_copy = NULL;
+  if (tty && !json_object_get(env, "TERM")) {
+    env_copy = env ? json_copy(env) : json_object();
+    json_object_set_new(env_copy, "TERM", json_string("xterm-256color"));
+    env = env_copy;
+  }
+  char **envp = envpolicy_build(environ, json_object_get(params, "envPolicy"), env,
                                 pd->spec ? sandbox_spec_env(pd->spec) : NULL);
+  json_decref(env_copy);
   if (!argv || !envp) {
     free(argv);
     envpolicy_free(envp);
