@@ -31,6 +31,9 @@ typedef struct run_ctx {
   uv_tty_t in_tty;
   uv_pipe_t in_pipe;
   uv_stream_t *in;
+  bool in_file;     /* stdin is a file (or /dev/null): read with uv_fs_read */
+  bool file_busy;   /* a file read or its write is in flight */
+  uv_fs_t file_req;
   uv_signal_t winch;
   char buf[65536];
 } run_ctx;
@@ -67,6 +70,53 @@ static void write_done(void *arg, ssize_t result) {
   (void)result;
 }
 
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* stdin as a file: read a chunk, write it, and only then read the next, so
+ * a large file never sits in memory whole. */
+static void file_read_next(run_ctx *c);
+
+static void file_written(void *arg, ssize_t result) {
+  run_ctx *c = arg;
+  c->file_busy = false;
+  if (result < 0 || c->done) {
+    c->in_file = false;
+    return;
+  }
+  file_read_next(c);
+}
+
+static void file_read_done(uv_fs_t *req) {
+  run_ctx *c = req->data;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  c->file_busy = false;
+  if (c->done || !c->proc)
+    return;
+  if (n > 0) {
+    c->file_busy = true;
+    if (exec_proc_write(c->proc, (const uint8_t *)c->buf, (size_t)n, false, file_written, c) < 0)
+      c->file_busy = false;
+    return;
+  }
+  c->in_file = false; /* end of file, or a read error: either way EOF for the command */
+  exec_proc_write(c->proc, NULL, 0, true, write_done, NULL);
+}
+
+static void file_read_next(run_ctx *c) {
+  if (c->done || c->file_busy)
+    return;
+  uv_buf_t b = uv_buf_init(c->buf, sizeof c->buf);
+  c->file_req.data = c;
+  c->file_busy = true;
+  if (uv_fs_read(c->s->loop, &c->file_req, 0, &b, 1, -1, file_read_done) < 0) {
+    c->file_busy = false;
+    c->in_file = false;
+    exec_proc_write(c->proc, NULL, 0, true, write_done, NULL);
+  }
+}
+
 static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_error *err) {
   run_ctx *c = ctx;
   (void)user;
@@ -79,7 +129,13 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   c->proc = proc;
-  if (!c->in) /* stdin is a file or closed: the command sees EOF at once */
+  /* Input starts only now: nothing read from stdin can arrive before there
+   * is a process to write it to. */
+  if (c->in)
+    uv_read_start(c->in, alloc_cb, read_cb);
+  else if (c->in_file)
+    file_read_next(c);
+  else /* stdin is closed: the command sees EOF at once */
     exec_proc_write(proc, NULL, 0, true, write_done, NULL);
 }
 
@@ -261,22 +317,32 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
       c->winch.data = c;
       uv_signal_start(&c->winch, on_winch, SIGWINCH);
     } else {
-      uv_pipe_init(s->loop, &c->in_pipe, 0);
-      if (uv_pipe_open(&c->in_pipe, 0) == 0)
-        c->in = (uv_stream_t *)&c->in_pipe;
-      else
-        close_handle((uv_handle_t *)&c->in_pipe);
+      uv_handle_type t = uv_guess_handle(0);
+      if (t == UV_NAMED_PIPE || t == UV_TCP || t == UV_UDP) {
+        uv_pipe_init(s->loop, &c->in_pipe, 0);
+        if (uv_pipe_open(&c->in_pipe, 0) == 0)
+          c->in = (uv_stream_t *)&c->in_pipe;
+        else
+          close_handle((uv_handle_t *)&c->in_pipe);
+      } else if (t == UV_TTY) { /* a terminal, with stdout elsewhere: no PTY, no raw mode */
+        if (uv_tty_init(s->loop, &c->in_tty, 0, 1) == 0)
+          c->in = (uv_stream_t *)&c->in_tty;
+      } else if (t == UV_FILE) {
+        c->in_file = true; /* a regular file or a device such as /dev/null */
+      }
     }
-    if (c->in) {
-      c->in->data = c;
-      uv_read_start(c->in, alloc_cb, read_cb);
-    }
+    if (c->in)
+      c->in->data = c; /* reading starts in on_spawned */
   }
   while (!c->done && uv_run(s->loop, UV_RUN_ONCE))
     ;
   if (c->have_termios)
     tcsetattr(0, TCSANOW, &c->saved);
   stop_input(c);
+  if (c->proc && c->done) {
+    exec_proc_release(c->proc); /* nothing to retain: its exit is known */
+    c->proc = NULL;
+  }
   if (s->exec) {
     exec_engine_shutdown(s->exec, 500, engine_down, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
