@@ -520,7 +520,7 @@ _Noreturn void exec_supervisor_main(exec_child_ctx *c) {
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
   if (c->sandbox) {
     const char *step = "sandbox";
-    int rc = sandbox_child_init(c->sandbox, &step);
+    int rc = sandbox_child_init(c->sandbox, c->tty ? c->pty_slave : -1, &step);
     if (rc < 0)
       sup_fail(c, -rc, step, true);
   }

@@ -29,6 +29,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -218,12 +219,62 @@ static int do_proc(const char *dst, bool create, const char **step) {
   return 0;
 }
 
+/* The command's terminal, when it has one: it lives on the host's devpts,
+ * which the view does not contain, so ttyname() (`tty`, ssh, prompts) would
+ * find no name for it. Bound at /dev/console, as container runtimes do, it
+ * gets a name without exposing any other host terminal. A convenience, not
+ * isolation: when the node cannot be found the command runs without it. */
+static int bind_console(const char *dst, int tty_fd) {
+  char p[PATH_MAX], src[PATH_MAX];
+  int r;
+  /* The fd's own mount belongs to the server's mount namespace, which
+   * open_tree() refuses; name the node by its index on the host's devpts
+   * (UNIX98 slaves: majors 136-143, index = (major-136)*256 + minor), take
+   * it from our copy of the host tree, and check it is the same device. */
+  struct stat a, b;
+  if (fstat(tty_fd, &a) < 0)
+    return -errno;
+  unsigned maj = major(a.st_rdev), min = minor(a.st_rdev);
+  if (!S_ISCHR(a.st_mode) || maj < 136 || maj > 143)
+    return -ENOTTY;
+  char num[16], rev[16];
+  unsigned v = (maj - 136) * 256 + min, k = 0;
+  do {
+    rev[k++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (unsigned i = 0; i < k; i++)
+    num[i] = rev[k - 1 - i];
+  num[k] = '\0';
+  cat3(src, sizeof src, SBX_OLD "/dev/pts/", num, NULL);
+  cat3(p, sizeof p, dst, "/console", NULL);
+  int sfd = open(src, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (sfd < 0)
+    return -errno;
+  if (fstat(sfd, &b) < 0 || !S_ISCHR(b.st_mode) || a.st_rdev != b.st_rdev) {
+    close(sfd);
+    return -ENXIO;
+  }
+  int tree = open_tree(sfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+  r = tree < 0 ? -errno : 0;
+  close(sfd);
+  if (r == 0)
+    r = set_attr(tree, "", AT_EMPTY_PATH, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+  if (r == 0)
+    r = attach(tree, p, false, true, true);
+  if (tree >= 0)
+    close(tree);
+  if (r < 0)
+    return r;
+  return r;
+}
+
 /* A minimal /dev: the harmless nodes bound from the host (so the command
  * cannot reach disks or other devices), a private devpts instance (ptys the
  * command opens stay among its own), a private /dev/shm. The pty the command
  * may already run on was opened before clone; its fd keeps working, and
  * /dev/tty reaches it as the controlling terminal. */
-static int do_dev(const char *dst, bool create, const char **step) {
+static int do_dev(const char *dst, bool create, int tty_fd, const char **step) {
   char p[PATH_MAX], src[PATH_MAX];
   int r;
   if (create && (r = make_path(dst, false)) < 0)
@@ -241,6 +292,13 @@ static int do_dev(const char *dst, bool create, const char **step) {
     if ((r = make_path(p, true)) < 0 || (r = do_bind(src, p, false, false, false, false, true)) < 0)
       return r;
   }
+  /* The command's terminal, when it has one: it lives on the host's devpts,
+   * which the view does not contain, so ttyname() (`tty`, ssh, sudo-like
+   * prompts) would find no name for it. Bound at /dev/console, as container
+   * runtimes do, it gets a name without exposing any other host terminal.
+   * The source is the supervisor's own fd, through the host's procfs. */
+  if (tty_fd >= 0)
+    (void)bind_console(dst, tty_fd);
   *step = "mount /dev/pts";
   cat3(p, sizeof p, dst, "/pts", NULL);
   if (mkdir(p, 0755) < 0)
@@ -277,7 +335,7 @@ static int do_dev(const char *dst, bool create, const char **step) {
   return 0;
 }
 
-static int do_mop(const sbx_mop *m, const char **step) {
+static int do_mop(const sbx_mop *m, int tty_fd, const char **step) {
   *step = m->step;
   switch (m->kind) {
   case SBX_MOP_BIND:
@@ -289,7 +347,7 @@ static int do_mop(const sbx_mop *m, const char **step) {
   case SBX_MOP_PROC:
     return do_proc(m->dst, m->create, step);
   case SBX_MOP_DEV:
-    return do_dev(m->dst, m->create, step);
+    return do_dev(m->dst, m->create, tty_fd, step);
   }
   return -EINVAL;
 }
@@ -369,7 +427,7 @@ static int send_listeners(int chan, const char **step) {
   return r;
 }
 
-int sandbox_child_init(const sandbox_spec *spec, const char **step) {
+int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step) {
   const char *dummy;
   if (!step)
     step = &dummy;
@@ -449,7 +507,7 @@ int sandbox_child_init(const sandbox_spec *spec, const char **step) {
    * entry wins. Read-only is set on each copy before it is attached, so no
    * writable window exists. */
   for (size_t i = 0; i < spec->n_mops; i++)
-    if ((r = do_mop(&spec->mops[i], step)) < 0)
+    if ((r = do_mop(&spec->mops[i], tty_fd, step)) < 0)
       return r;
 
   /* 6. Our tmpfs areas (the restricted-read root, /dev, directory masks)

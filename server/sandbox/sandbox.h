@@ -15,7 +15,7 @@
  * The exec engine (server/exec) owns the process sequence:
  *   parent: flags = sandbox_spec_clone_flags(spec); clone(flags|CLONE_PIDFD)
  *   init (pid 1 of the namespaces): setsid, [TIOCSCTTY],
- *           sandbox_child_init(spec, &step)      -- maps, mounts, /proc, lo
+ *           sandbox_child_init(spec, tty, &step) -- maps, mounts, /proc, lo
  *           fork -> command process
  *   command: stdio, chdir(cwd), close fds,
  *           sandbox_child_final(spec, &step)     -- Landlock, seccomp, NNP, caps
@@ -74,7 +74,8 @@ const char *sandbox_spec_backend_name(const sandbox_spec *spec);
 policy_net_mode sandbox_spec_network(const sandbox_spec *spec);
 
 /* Child side; see the sequence above. Async-signal-safe. */
-int sandbox_child_init(const sandbox_spec *spec, const char **step);
+/* tty_fd: the supervisor's fd of the command's terminal, or -1. */
+int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step);
 int sandbox_child_final(const sandbox_spec *spec, const char **step);
 
 /* Parent side, after the run: remove mount points that had to be created on

@@ -112,6 +112,25 @@ static int build_rules(scmp_filter_ctx ctx, policy_net_mode net) {
     return rc;
   if ((rc = deny_domain_not_in(ctx, SCMP_SYS(socketpair), 0, fam_unix, 1)) < 0)
     return rc;
+  if (net == POLICY_NET_NONE) {
+    /* With no network the only sockets left are AF_UNIX, and those reach
+     * outside the sandbox by path: a host daemon's socket (docker, dbus,
+     * ssh-agent) is visible wherever the view can read, a read-only mount
+     * does not stop connect(), and Landlock cannot restrict it (as of ABI
+     * 7). So no connect() at all, as Codex does for restricted network;
+     * socketpair() still works for a command's own plumbing. Datagram
+     * sockets can send to any path by address (sendmsg's msg_name, which
+     * seccomp cannot read, even from a socketpair), so none of those. */
+    if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(connect), 0)) < 0)
+      return rc;
+    static const int dgram_calls[2] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
+    for (size_t i = 0; i < 2; i++) {
+      rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), dgram_calls[i], 1,
+                            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
+      if (rc < 0)
+        return rc;
+    }
+  }
   /* raw sockets (and the obsolete SOCK_PACKET) in any family; the type
    * carries SOCK_NONBLOCK/SOCK_CLOEXEC above the low 4 bits */
   static const unsigned raw_types[] = {SOCK_RAW, SOCK_PACKET};

@@ -140,16 +140,18 @@ class Env:
         x = self.server.wait_exit(pid, timeout=60)
         return x["exitCode"], self.server.output_of(pid).decode("utf-8", "replace")
 
-    def probe_both(self, name, *args, in_ws=None, baseline_required=True, tty=False, wrap=None):
-        """Run probe NAME unsandboxed (in the free workspace) and sandboxed (in
-        ws). Returns (baseline_code, sandboxed_code, sandboxed_output)."""
-        def argv_for(ws):
+    def probe_both(self, name, *args, in_ws=None, baseline_required=True, tty=False,
+                   base_wrap=None):
+        """Run probe NAME unsandboxed (in the free workspace, under base_wrap
+        when given) and sandboxed (in ws). Returns (baseline_code,
+        sandboxed_code, sandboxed_output)."""
+        def argv_for(ws, wrap):
             a = [PY, self.probe, name] + [x.replace("{ws}", ws) for x in args]
             return (wrap or []) + a
-        base_code, base_out = self.run(argv_for(self.free), FULL, self.free, tty=tty)
+        base_code, base_out = self.run(argv_for(self.free, base_wrap), FULL, self.free, tty=tty)
         if baseline_required:
             assert base_code == 0, "baseline %s failed: %s" % (name, base_out)
-        code, out = self.run(argv_for(self.ws), WORKSPACE, self.ws, tty=tty)
+        code, out = self.run(argv_for(self.ws, None), WORKSPACE, self.ws, tty=tty)
         assert code is not None, out
         return base_code, code, out
 
@@ -178,9 +180,11 @@ def check_escapes(user):
         # Processes and kernel surfaces
         _, code, out = e.probe_both("ptrace")
         assert code == 1, out
-        wrap = ["unshare", "-Urm"] if user else None
+        # The baseline mounts in a mount namespace of its own (with a user
+        # namespace when unprivileged), never on the host's tree.
+        base_wrap = ["unshare", "-Urm"] if user else ["unshare", "-m"]
         mnt = os.path.join(e.base, "outside")
-        _, code, out = e.probe_both("mount", mnt, wrap=wrap)
+        _, code, out = e.probe_both("mount", mnt, base_wrap=base_wrap)
         assert code == 1, out
         _, code, out = e.probe_both("userns")
         assert code == 1, out
