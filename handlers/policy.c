@@ -11,8 +11,11 @@ void handlers_policy_context(warden_server *s, policy_context *ctx) {
   ctx->tmpdir = getenv("TMPDIR");
   ctx->features = *server_features(s);
   /* The egress proxy is not part of this build yet: networkAccess:false means
-   * no network at all (mode none). */
+   * no network at all (mode none). An explicit mode "proxy" runs with the
+   * proxy's listeners in place, served by a stand-in that refuses every
+   * request (server/netstub.c). */
   ctx->proxy_available = false;
+  ctx->proxy_listeners = true;
 }
 
 void handlers_respond_policy_error(rpc_request *req, const policy_error *err) {

@@ -2,6 +2,7 @@
  * process/output and process/exited notifications. */
 #include "handlers/handlers.h"
 #include "server/base64.h"
+#include "server/netstub.h"
 #include "server/envpolicy.h"
 #include "server/log.h"
 #include "server/sandbox/sandbox.h"
@@ -32,6 +33,8 @@ typedef struct proc_data {
   warden_server *s;
   rpc_request *spawn_req;
   sandbox_spec *spec;
+  int proxy_chan;    /* proxy mode: where the supervisor sends the listeners, else -1 */
+  netstub *proxy;    /* serves them */
   char *id_json; /* processId as a quoted JSON string, for the hot path */
   size_t id_json_len;
   char backend[16];
@@ -49,6 +52,9 @@ typedef struct proc_data {
 static void free_proc_data(proc_data *pd) {
   if (!pd)
     return;
+  netstub_close(pd->proxy);
+  if (pd->proxy_chan >= 0)
+    close(pd->proxy_chan);
   if (pd->spec) {
     sandbox_spec_cleanup_host(pd->spec);
     sandbox_spec_free(pd->spec);
@@ -222,6 +228,19 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   exec_proc_set_data(proc, pd);
+  if (pd->proxy_chan >= 0) {
+    /* The supervisor sent the listeners before the command started. A
+     * failure here leaves the command with listeners nobody serves: its
+     * connections fail, it never gets out. */
+    int fds[2];
+    int rc = sandbox_proxy_receive(pd->proxy_chan, fds);
+    if (rc == 0)
+      rc = netstub_start(s->loop, fds[0], fds[1], &pd->proxy);
+    if (rc < 0)
+      LOGE("process", "%s: proxy listeners: %s", exec_proc_id(proc), strerror(-rc));
+    close(pd->proxy_chan);
+    pd->proxy_chan = -1;
+  }
   json_t *result = json_pack("{s:s,s:i,s:{s:b,s:s,s:s}}", "processId", exec_proc_id(proc), "pid",
                              exec_proc_pid(proc), "sandbox", "enforced", pd->enforced, "backend",
                              pd->backend, "network", pd->network);
@@ -360,6 +379,12 @@ static int build_sandbox(warden_server *s, rpc_request *req, json_t *params, con
   }
   pd->enforced = true;
   snprintf(pd->backend, sizeof pd->backend, "%s", sandbox_spec_backend_name(pd->spec));
+  if (sandbox_spec_network(pd->spec) == POLICY_NET_PROXY &&
+      (rc = sandbox_spec_proxy_channel(pd->spec, &pd->proxy_chan)) < 0) {
+    rpc_respond_errorf(req, RPC_SANDBOX_DENIED, "sandbox cannot be enforced: proxy channel: %s",
+                       strerror(-rc));
+    return -1;
+  }
   return 0;
 }
 
@@ -419,6 +444,7 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     return;
   }
   pd->s = s;
+  pd->proxy_chan = -1;
   json_t *idj = json_string(id);
   pd->id_json = json_dumps(idj, JSON_ENCODE_ANY);
   json_decref(idj);
@@ -607,6 +633,7 @@ int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
     return -ENOMEM;
   }
   pd->s = s;
+  pd->proxy_chan = -1;
   pd->spec = spec;
   pd->internal = fn;
   pd->internal_arg = arg;

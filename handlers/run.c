@@ -7,6 +7,7 @@
 #include "handlers/handlers.h"
 #include "protocol/protocol.h"
 #include "server/envpolicy.h"
+#include "server/netstub.h"
 #include "server/sandbox/sandbox.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@ extern char **environ;
 
 typedef struct run_ctx {
   warden_server *s;
+  int proxy_chan; /* proxy mode: the listeners arrive here, else -1 */
+  netstub *proxy;
   exec_proc *proc;
   int status;
   bool tty;
@@ -129,6 +132,16 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   c->proc = proc;
+  if (c->proxy_chan >= 0) { /* see process.c: a failure leaves the command without network */
+    int fds[2];
+    int rc = sandbox_proxy_receive(c->proxy_chan, fds);
+    if (rc == 0)
+      rc = netstub_start(c->s->loop, fds[0], fds[1], &c->proxy);
+    if (rc < 0)
+      fprintf(stderr, "warden run: proxy listeners: %s\n", strerror(-rc));
+    close(c->proxy_chan);
+    c->proxy_chan = -1;
+  }
   /* Input starts only now: nothing read from stdin can arrive before there
    * is a process to write it to. */
   if (c->in)
@@ -276,6 +289,14 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
   if (!c)
     return 1;
   c->s = s;
+  c->proxy_chan = -1;
+  if (spec && sandbox_spec_network(spec) == POLICY_NET_PROXY &&
+      sandbox_spec_proxy_channel(spec, &c->proxy_chan) < 0) {
+    fprintf(stderr, "warden run: sandbox cannot be enforced: no proxy channel\n");
+    sandbox_spec_free(spec);
+    free(c);
+    return 126;
+  }
   c->tty = isatty(0) && isatty(1);
   exec_engine_opts eo = {.retain_bytes = 0, .retain_exited_ms = 0};
   exec_callbacks cb = {.ctx = c, .on_spawned = on_spawned, .on_output = on_output,
@@ -339,6 +360,9 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
   if (c->have_termios)
     tcsetattr(0, TCSANOW, &c->saved);
   stop_input(c);
+  netstub_close(c->proxy);
+  if (c->proxy_chan >= 0)
+    close(c->proxy_chan);
   if (c->proc && c->done) {
     exec_proc_release(c->proc); /* nothing to retain: its exit is known */
     c->proc = NULL;

@@ -460,7 +460,8 @@ static void sup_signals(sup *s) {
 /* Keep only the fds in keep[] (values <= 2 are moved up first); 0-2 become
  * /dev/null. */
 static void sup_fds(exec_child_ctx *c) {
-  int *keep[] = {&c->report_w, &c->devnull, &c->pty_slave, &c->stdin_r, &c->stdout_w, &c->stderr_w};
+  int *keep[] = {&c->report_w, &c->devnull,  &c->pty_slave, &c->stdin_r,
+                 &c->stdout_w, &c->stderr_w, &c->sandbox_fd};
   const size_t nk = sizeof keep / sizeof keep[0];
   for (size_t i = 0; i < nk; i++)
     if (*keep[i] >= 0 && *keep[i] <= 2) {
@@ -469,7 +470,7 @@ static void sup_fds(exec_child_ctx *c) {
         _exit(127);
       *keep[i] = fd;
     }
-  unsigned v[6];
+  unsigned v[sizeof keep / sizeof keep[0]];
   size_t n = 0;
   for (size_t i = 0; i < nk; i++)
     if (*keep[i] >= 0)

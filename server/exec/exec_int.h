@@ -83,6 +83,7 @@ typedef struct exec_child_ctx {
   int report_w;           /* supervisor -> server */
   int devnull;
   int pty_slave;          /* tty */
+  int sandbox_fd;    /* kept for sandbox_child_init (proxy channel), -1: none */
   int stdin_r, stdout_w, stderr_w; /* pipes; stdin_r -1: /dev/null */
   const char *cwd;        /* NULL: inherit */
   char *const *argv;      /* argv[0] already replaced by arg0 */

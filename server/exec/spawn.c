@@ -321,6 +321,7 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
       .report_w = report[1],
       .devnull = e->devnull,
       .pty_slave = slave,
+      .sandbox_fd = -1,
       .stdin_r = in[0],
       .stdout_w = out[1],
       .stderr_w = err[1],
@@ -332,6 +333,16 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
       .sandbox = o->sandbox,
   };
 
+#ifdef WARDEN_EXEC_HAVE_SANDBOX
+  if (o->sandbox) {
+    /* An fd the sandbox setup in the supervisor still needs (the proxy
+     * channel); the server's own 0-2 are open, so it is above 2. */
+    int sfd[1];
+    if (sandbox_spec_child_fds(o->sandbox, sfd, 1) == 1 && sfd[0] > 2)
+      c.sandbox_fd = sfd[0];
+  }
+#endif
+
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -341,6 +352,12 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
     exec_supervisor_main(&c);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+#ifdef WARDEN_EXEC_HAVE_SANDBOX
+  /* Our copy of the channel's child end: closed, so the server side sees
+   * EOF if the supervisor dies before sending. */
+  if (o->sandbox)
+    sandbox_spec_after_clone(o->sandbox);
+#endif
 
   free(env);
   free(argv);

@@ -78,6 +78,9 @@ typedef struct policy_context {
   const char *tmpdir;     /* $TMPDIR as the server sees it, may be NULL */
   policy_features features;
   bool proxy_available; /* networkAccess:false maps to proxy when true */
+  bool proxy_listeners; /* an explicit mode "proxy" can be served (listeners
+                         * handed to the server; until the egress proxy
+                         * exists they refuse every request) */
 } policy_context;
 
 /* Resolve a SandboxPolicy JSON object against cwd (absolute). `json_path`

@@ -528,7 +528,7 @@ static int plan_backend(policy_plan *plan, const policy_context *ctx) {
                       "network mode %s needs a network namespace, which this kernel does not "
                       "allow",
                       policy_net_mode_name(plan->network));
-  if (plan->network == POLICY_NET_PROXY && !(ctx && ctx->proxy_available))
+  if (plan->network == POLICY_NET_PROXY && !(ctx && (ctx->proxy_available || ctx->proxy_listeners)))
     return set_reason(plan,
                       "network mode %s needs the server's egress proxy, which is not running "
                       "for this process",
