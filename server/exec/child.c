@@ -32,7 +32,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -97,7 +99,6 @@ static void send_rec(int fd, int type, int err, int status, int pid, bool sandbo
   write_all(fd, &r, sizeof r);
 }
 
-static pid_t raw_fork(void) { return (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0); }
 
 static int sys_close_range(unsigned first, unsigned last, unsigned flags) {
 #ifdef SYS_close_range
@@ -202,6 +203,21 @@ static _Noreturn void cmd_main(exec_child_ctx *c, int ep, pid_t sup) {
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, NULL);
   cmd_fail(ep, err, "execve", false);
+}
+
+/* clone() entry of the command process; see exec_supervisor_main. */
+#define CMD_STACK_SIZE (256 * 1024)
+typedef struct cmd_args {
+  exec_child_ctx *c;
+  int ep, close1, close2;
+  pid_t sup;
+} cmd_args;
+
+static int cmd_entry(void *arg) {
+  cmd_args *a = arg;
+  close(a->close1);
+  close(a->close2);
+  cmd_main(a->c, a->ep, a->sup);
 }
 
 /* ---- the supervisor ---- */
@@ -543,14 +559,21 @@ _Noreturn void exec_supervisor_main(exec_child_ctx *c) {
     sup_fail(c, errno, "pipe2", false);
 
   sup s = {.c = c, .self = getpid(), .sfd = sfd, .ep = ep[0]};
-  pid_t pid = raw_fork();
+  /* The command shares our memory until it execs, and we wait meanwhile
+   * (CLONE_VM|CLONE_VFORK, what posix_spawn does): no second copy of the
+   * server's page tables on every spawn. It runs on a stack of its own and
+   * only makes system calls; what it writes (its stack, errno) is ours and
+   * we are suspended. Its fd table is its own (no CLONE_FILES). */
+  void *stack = mmap(NULL, CMD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
+    sup_fail(c, errno, "mmap", false);
+  cmd_args ca = {.c = c, .ep = ep[1], .close1 = ep[0], .close2 = sfd, .sup = s.self};
+  pid_t pid = clone(cmd_entry, (char *)stack + CMD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    &ca);
   if (pid < 0)
-    sup_fail(c, errno, "fork", false);
-  if (pid == 0) {
-    close(ep[0]);
-    close(sfd);
-    cmd_main(c, ep[1], s.self);
-  }
+    sup_fail(c, errno, "clone", false);
+  munmap(stack, CMD_STACK_SIZE);
   s.cmd = pid;
   close(ep[1]);
   fcntl(ep[0], F_SETFL, O_NONBLOCK);
