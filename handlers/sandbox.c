@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 json_t *handlers_features_json(const policy_features *f);
@@ -127,6 +128,12 @@ static void setup_finish(setup_run *r) {
  * resolve and be enforceable here, so the first spawn there is not refused. */
 static void check_workspace(setup_run *r) {
   warden_server *s = r->s;
+  struct stat st;
+  int e = stat(r->cwd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+  if (e) {
+    step(r, "workspace policy", false, true, "%s: %s", r->cwd, strerror(e));
+    return;
+  }
   policy_context ctx;
   handlers_policy_context(s, &ctx);
   ctx.features = r->f;
