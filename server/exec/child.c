@@ -144,7 +144,7 @@ static bool exec_retry_errno(int e) {
 }
 
 static _Noreturn void cmd_main(exec_child_ctx *c, int ep, pid_t sup) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (getppid() != sup)
     _exit(127);
   if (setpgid(0, 0) < 0)
@@ -524,7 +524,7 @@ _Noreturn void exec_supervisor_main(exec_child_ctx *c) {
    * report pipe losing its reader (POLLERR) tells it apart from a HUP that
    * the server forwarded. The getppid check closes the race with a server
    * that died before prctl. */
-  prctl(PR_SET_PDEATHSIG, SIGHUP);
+  prctl(PR_SET_PDEATHSIG, SIGHUP, 0, 0, 0);
   if (!c->newpid && getppid() != c->server_pid)
     _exit(1);
   sup_fds(c);
@@ -532,7 +532,7 @@ _Noreturn void exec_supervisor_main(exec_child_ctx *c) {
     sup_fail(c, errno, "setsid", false);
   if (c->tty && ioctl(c->pty_slave, TIOCSCTTY, 0) < 0)
     sup_fail(c, errno, "ioctl TIOCSCTTY", false);
-  if (!c->newpid && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+  if (!c->newpid && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
     sup_fail(c, errno, "prctl PR_SET_CHILD_SUBREAPER", false);
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
   if (c->sandbox) {

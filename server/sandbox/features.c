@@ -71,25 +71,21 @@ static int ns_probe_child(void *arg) {
   return 0;
 }
 
-#define NS_PROBE_STACK (64 * 1024)
+#define NS_PROBE_STACK (32 * 1024)
 
 static void probe_namespaces(bool *userns, bool *netns) {
   *userns = *netns = false;
   ns_probe p;
   snprintf(p.umap, sizeof p.umap, "%u %u 1\n", (unsigned)geteuid(), (unsigned)geteuid());
   snprintf(p.gmap, sizeof p.gmap, "%u %u 1\n", (unsigned)getegid(), (unsigned)getegid());
-  char *stack = malloc(NS_PROBE_STACK);
-  if (!stack)
-    return;
+  /* The child runs on this buffer while we are suspended (CLONE_VFORK). */
+  _Alignas(16) char stack[NS_PROBE_STACK];
   pid_t pid = clone(ns_probe_child, stack + NS_PROBE_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
-  if (pid < 0) {
-    free(stack);
+  if (pid < 0)
     return;
-  }
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  free(stack);
   if (!WIFEXITED(st))
     return;
   int code = WEXITSTATUS(st);
