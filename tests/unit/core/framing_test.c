@@ -57,6 +57,49 @@ static void test_split_byte_by_byte(void **state) {
   framing_free(&f);
 }
 
+/* Framing never interprets bytes: invalid UTF-8 and NUL reach the parser
+ * (which answers -32700) unchanged and with their exact length. */
+static void test_invalid_utf8_passes_through(void **state) {
+  (void)state;
+  rec r = {0};
+  framing f;
+  framing_init(&f, 100, on_line, on_over, &r);
+  const char in[] = "{\"x\":\"\xff\xfe\xc3\"}\n\xc0\x80\n";
+  framing_feed(&f, in, sizeof in - 1);
+  assert_int_equal(r.n, 2);
+  assert_memory_equal(r.lines[0], "{\"x\":\"\xff\xfe\xc3\"}", 12);
+  assert_memory_equal(r.lines[1], "\xc0\x80", 2);
+  framing_free(&f);
+}
+
+/* Deep nesting is the parser's problem, not the framer's: a line of 90 000
+ * brackets under the limit is delivered whole, one over it is skipped. */
+static size_t g_deep_len;
+static void on_deep(void *arg, const char *line, size_t len) {
+  (void)arg;
+  for (size_t i = 0; i < len; i++)
+    assert_true(line[i] == '[');
+  g_deep_len = len;
+}
+
+static void test_deep_nesting_line(void **state) {
+  (void)state;
+  rec r = {0};
+  framing f;
+  framing_init(&f, 100000, on_deep, on_over, &r);
+  char *big = malloc(200002);
+  memset(big, '[', 200000);
+  big[90000] = '\n';
+  big[200000] = '\n';
+  for (size_t off = 0; off < 200001; off += 4096)
+    framing_feed(&f, big + off, off + 4096 > 200001 ? 200001 - off : 4096);
+  assert_int_equal(g_deep_len, 90000);
+  assert_int_equal(r.n_over, 1);
+  assert_true(r.oversize[0] >= 100000);
+  free(big);
+  framing_free(&f);
+}
+
 static void test_partial_at_eof(void **state) {
   (void)state;
   rec r = {0};
@@ -139,6 +182,8 @@ int main(void) {
       cmocka_unit_test(test_joined),
       cmocka_unit_test(test_split_byte_by_byte),
       cmocka_unit_test(test_partial_at_eof),
+      cmocka_unit_test(test_invalid_utf8_passes_through),
+      cmocka_unit_test(test_deep_nesting_line),
       cmocka_unit_test(test_oversize_skips_to_newline),
       cmocka_unit_test(test_large_carry_then_small),
       cmocka_unit_test(test_large_line_delivered_whole),
