@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs the warden benchmark suite and prints a markdown table: warden, a
+# baseline measured in the same run, and OpenAI Codex when it is installed,
+# with the ratios and targets. Speed never makes this script fail; it fails
+# only when a benchmark produced no number.
+#
+# Usage: bench/run.sh [--quick] [--no-codex] [--only startup,spawn,sandbox,throughput,pty]
+#                     [--build-dir DIR]
+# Environment:
+#   WARDEN_BENCH_QUICK=1        quick mode (CI): fewer runs, smaller transfers
+#   WARDEN_BENCH_SKIP_CODEX=1   leave codex out
+#   WARDEN_BIN, WARDENBENCH     use these binaries instead of building
+#   CODEX_BIN                   the codex binary (default: where
+#                               /work/shared/anchors/install-codex.sh puts it)
+#   CODEX_HOME                  default $HOME/.cache/warden-bench-codex-home
+#   WARDEN_BENCH_SERVER_STDERR  a file that collects the servers' stderr
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+build=${WARDEN_BENCH_BUILD_DIR:-$root/build}
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) export WARDEN_BENCH_QUICK=1 ;;
+    --full) export WARDEN_BENCH_QUICK=0 ;;
+    --no-codex) export WARDEN_BENCH_SKIP_CODEX=1 ;;
+    --build-dir) build=$2; shift ;;
+    --build-dir=*) build=${1#--build-dir=} ;;
+    --only) args+=(--only "$2"); shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) args+=("$1") ;;
+  esac
+  shift
+done
+
+# The binaries: given, or built here.
+if [ -z "${WARDEN_BIN:-}" ] || [ -z "${WARDENBENCH:-}" ]; then
+  if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" >/dev/null
+  fi
+  cmake --build "$build" -j"$(nproc)" --target warden wardenbench >/dev/null
+  : "${WARDEN_BIN:=$build/server/warden}"
+  : "${WARDENBENCH:=$build/bench/wardenbench}"
+fi
+export WARDEN_BIN
+
+# codex, when installed (never installed from here: it is about 400 MB).
+skip=${WARDEN_BENCH_SKIP_CODEX:-0}
+if [ "$skip" != "0" ] && [ -n "$skip" ]; then
+  export CODEX_BIN=
+else
+  default_codex="$HOME/.cache/warden-anchors/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
+  : "${CODEX_BIN:=$default_codex}"
+  if [ ! -x "$CODEX_BIN" ]; then
+    CODEX_BIN=   # wardenbench prints "codex: not installed (...)" and skips its column
+  fi
+  export CODEX_BIN
+  if [ -n "$CODEX_BIN" ]; then
+    export CODEX_HOME=${CODEX_HOME:-$HOME/.cache/warden-bench-codex-home}
+    mkdir -p "$CODEX_HOME"
+    # codex sandboxes with bubblewrap on Linux (it falls back to a bundled copy).
+    if ! command -v bwrap >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ]; then
+        echo "bench: installing bubblewrap for codex's sandbox" >&2
+        { apt-get install -y bubblewrap >/dev/null 2>&1 ||
+          { apt-get update >/dev/null 2>&1 && apt-get install -y bubblewrap >/dev/null 2>&1; }; } ||
+          echo "bench: apt-get install bubblewrap failed; codex uses its bundled bubblewrap" >&2
+      elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        echo "bench: installing bubblewrap for codex's sandbox (sudo)" >&2
+        sudo -n apt-get install -y bubblewrap >/dev/null 2>&1 ||
+          echo "bench: sudo apt-get install bubblewrap failed; codex uses its bundled bubblewrap" >&2
+      else
+        echo "bench: bubblewrap not installed and not root (no sudo): not installing it;" \
+          "codex falls back to its bundled bubblewrap" >&2
+      fi
+    fi
+  fi
+fi
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+rc=0
+"$WARDENBENCH" "${args[@]}" | tee "$out" || rc=$?
+
+# The smoke check: every benchmark ran and gave a number (never a speed check).
+if [ "$rc" -eq 0 ]; then
+  for b in startup spawn sandbox throughput pty; do
+    if [ "${#args[@]}" -gt 0 ] && ! printf '%s ' "${args[@]}" | grep -q "$b\|all"; then
+      continue
+    fi
+    if ! grep -q "^| $b: " "$out"; then
+      echo "bench: no result row for $b" >&2
+      rc=1
+    fi
+  done
+  if grep '^| ' "$out" | awk -F' \\| ' '{print $2}' | grep -q '^error'; then
+    echo "bench: a warden number is missing" >&2
+    rc=1
+  fi
+fi
+exit "$rc"
