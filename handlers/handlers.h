@@ -50,6 +50,14 @@ typedef void (*process_internal_fn)(void *arg, const char *failure, const exec_e
 int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
                            struct sandbox_spec *spec, process_internal_fn fn, void *arg);
 
+/* Proxy mode, once the spawn is reported started: receive the listeners the
+ * supervisor created inside the sandbox's network namespace from *chan
+ * (closed and set to -1) and serve them. No-op when *chan < 0. A failure
+ * leaves the command with listeners nobody serves: its connections fail,
+ * nothing gets out. */
+struct netstub;
+int handlers_proxy_serve(uv_loop_t *loop, int *chan, struct netstub **out);
+
 /* The policy context for resolving a policy in this server (policy.c). */
 void handlers_policy_context(warden_server *s, policy_context *ctx);
 /* A policy error as a -32602 answer with data.path. */

@@ -228,19 +228,9 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   exec_proc_set_data(proc, pd);
-  if (pd->proxy_chan >= 0) {
-    /* The supervisor sent the listeners before the command started. A
-     * failure here leaves the command with listeners nobody serves: its
-     * connections fail, it never gets out. */
-    int fds[2];
-    int rc = sandbox_proxy_receive(pd->proxy_chan, fds);
-    if (rc == 0)
-      rc = netstub_start(s->loop, fds[0], fds[1], &pd->proxy);
-    if (rc < 0)
-      LOGE("process", "%s: proxy listeners: %s", exec_proc_id(proc), strerror(-rc));
-    close(pd->proxy_chan);
-    pd->proxy_chan = -1;
-  }
+  int rc = handlers_proxy_serve(s->loop, &pd->proxy_chan, &pd->proxy);
+  if (rc < 0)
+    LOGE("process", "%s: proxy listeners: %s", exec_proc_id(proc), strerror(-rc));
   json_t *result = json_pack("{s:s,s:i,s:{s:b,s:s,s:s}}", "processId", exec_proc_id(proc), "pid",
                              exec_proc_pid(proc), "sandbox", "enforced", pd->enforced, "backend",
                              pd->backend, "network", pd->network);
@@ -617,6 +607,20 @@ void handle_process_list(void *server, rpc_request *req, json_t *params) {
   json_t *arr = json_array();
   exec_engine_each(s->exec, list_one, arr);
   rpc_respond(req, json_pack("{s:o}", "processes", arr));
+}
+
+/* ---- the proxy's listeners ---- */
+
+int handlers_proxy_serve(uv_loop_t *loop, int *chan, netstub **out) {
+  if (*chan < 0)
+    return 0;
+  int fds[2];
+  int rc = sandbox_proxy_receive(*chan, fds);
+  if (rc == 0)
+    rc = netstub_start(loop, fds[0], fds[1], out);
+  close(*chan);
+  *chan = -1;
+  return rc;
 }
 
 /* ---- processes warden runs for itself ---- */

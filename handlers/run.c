@@ -132,16 +132,9 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   c->proc = proc;
-  if (c->proxy_chan >= 0) { /* see process.c: a failure leaves the command without network */
-    int fds[2];
-    int rc = sandbox_proxy_receive(c->proxy_chan, fds);
-    if (rc == 0)
-      rc = netstub_start(c->s->loop, fds[0], fds[1], &c->proxy);
-    if (rc < 0)
-      fprintf(stderr, "warden run: proxy listeners: %s\n", strerror(-rc));
-    close(c->proxy_chan);
-    c->proxy_chan = -1;
-  }
+  int rc = handlers_proxy_serve(c->s->loop, &c->proxy_chan, &c->proxy);
+  if (rc < 0)
+    fprintf(stderr, "warden run: proxy listeners: %s\n", strerror(-rc));
   /* Input starts only now: nothing read from stdin can arrive before there
    * is a process to write it to. */
   if (c->in)
