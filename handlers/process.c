@@ -396,10 +396,13 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
             id);
     return;
   }
-  if (exec_engine_find(s->exec, id)) {
+  exec_proc *old = exec_engine_find(s->exec, id);
+  if (old && !exec_proc_exit_info(old)) {
     invalid(req, "params.processId", "processId \"%.256s\" is already in use", id);
     return;
   }
+  /* Ids are unique among live processes: an exited one that is only kept
+   * for process/read gives its id up to the new spawn (exec_spawn). */
   bool tty = json_is_true(json_object_get(params, "tty"));
   json_t *size = json_object_get(params, "size");
   if (size && !json_is_null(size) && !tty) {

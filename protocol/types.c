@@ -54,7 +54,7 @@ static const proto_type t_process_id = {
     .min_len = 1,
     .max_len = 256,
     .expected = "process id (1..256 characters)",
-    .desc = "Chosen by the client; unique among this connection's live and retained processes."};
+    .desc = "Chosen by the client; unique among this connection's live processes (an exited one that is still retained for process/read is released by a new spawn with its id)."};
 static const proto_type t_string_list = {.kind = PK_ARRAY, .items = &t_string};
 static const proto_type t_abs_path_list = {.kind = PK_ARRAY, .items = &t_abs_path};
 static const proto_type t_empty = {.kind = PK_EMPTY, .name = "EmptyResult",

@@ -221,6 +221,14 @@ def test_duplicate_and_unknown_ids():
         r = s.request("process/resize", {"processId": "zzz", "size": {"rows": 1, "cols": 1}})
         assert r["error"]["code"] == -32002
         s.call("process/terminate", {"processId": "d", "signal": "KILL"})
+        s.wait_exit("d")
+        # Unique among live processes: an exited, retained id can be spawned again.
+        s.call("process/spawn", {"processId": "d", "argv": ["echo", "again"], "sandbox": FULL})
+        assert s.wait_for(lambda n: n.get("method") == "process/exited"
+                          and n["params"]["processId"] == "d" and n["params"]["exitCode"] == 0)
+        r = s.call("process/read", {"processId": "d"})
+        data = b"".join(base64.b64decode(c["deltaBase64"]) for c in r["chunks"])
+        assert data == b"again\n", r
 
 
 def test_env_policy_and_arg0():

@@ -72,8 +72,9 @@ class EmptyResult(TypedDict):
 ShutdownResult = EmptyResult
 
 
-#: Chosen by the client; unique among this connection's live and retained
-#: processes.
+#: Chosen by the client; unique among this connection's live processes (an
+#: exited one that is still retained for process/read is released by a new
+#: spawn with its id).
 ProcessId = str
 
 
