@@ -10,6 +10,7 @@ command, a sandboxed command whose forbidden writes are blocked, the exit.
 
 import argparse
 import os
+import socket
 import sys
 import tempfile
 
@@ -80,11 +81,17 @@ def main():
             "echo hi > inside.txt && echo 'wrote inside.txt'",
             'echo x > "$1" && echo "wrote $1"',
             "echo '[evil]' >> .git/config && echo 'wrote .git/config'",
-            "/usr/bin/python3 -c 'import socket; socket.create_connection((\"1.1.1.1\", 80), 3)'"
-            " 2>&1 | tail -n 1 | sed 's/^/connect to 1.1.1.1:80: /' >&2",
+            "/usr/bin/python3 -c 'import socket,sys; socket.create_connection((\"127.0.0.1\","
+            " int(sys.argv[1])), 3)' \"$2\" 2>&1 | tail -n 1"
+            " | sed \"s/^/connect to the host's 127.0.0.1:$2: /\" >&2",
             "exit 0",
         ])
-        proc = client.run(["sh", "-c", script, "sh", outside], process_id="sandboxed",
+        # A listener on the host's loopback: the sandbox has a loopback of its own.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = str(listener.getsockname()[1])
+        proc = client.run(["sh", "-c", script, "sh", outside, port], process_id="sandboxed",
                           cwd=workspace, sandbox={"type": "workspaceWrite", "networkAccess": False},
                           timeout=TIMEOUT)
         show("policy", '{"type": "workspaceWrite", "networkAccess": false}')
@@ -95,6 +102,7 @@ def main():
             os.path.exists(os.path.join(workspace, "inside.txt")), outside,
             "exists" if os.path.exists(outside) else "absent",
             open(os.path.join(workspace, ".git", "config")).read() == "[core]\n"))
+        listener.close()
         if os.path.exists(outside):
             os.unlink(outside)
 
