@@ -18,6 +18,25 @@ size_t base64_encode(const uint8_t *in, size_t n, char *out) {
   }
   char *o = out;
   size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* The hot path (every byte of process output goes through here): six
+   * input bytes per step, read as one 64-bit load, written as one 64-bit
+   * store of four character pairs. It reads two bytes past the six it
+   * encodes, hence the bound. */
+  for (; i + 8 <= n; i += 6) {
+    uint64_t v;
+    memcpy(&v, in + i, 8);
+    v = __builtin_bswap64(v);
+    uint16_t a, b, c, d;
+    memcpy(&a, pairs[(v >> 52) & 0xfff], 2);
+    memcpy(&b, pairs[(v >> 40) & 0xfff], 2);
+    memcpy(&c, pairs[(v >> 28) & 0xfff], 2);
+    memcpy(&d, pairs[(v >> 16) & 0xfff], 2);
+    uint64_t w = (uint64_t)a | (uint64_t)b << 16 | (uint64_t)c << 32 | (uint64_t)d << 48;
+    memcpy(o, &w, 8);
+    o += 8;
+  }
+#endif
   for (; i + 3 <= n; i += 3) {
     uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
     memcpy(o, pairs[v >> 12], 2);

@@ -29,7 +29,7 @@ static void test_round_trip_binary(void **state) {
   uint8_t in[1000];
   for (int i = 0; i < 1000; i++)
     in[i] = (uint8_t)(i * 7 + 3);
-  for (size_t len = 0; len < 1000; len += 37) {
+  for (size_t len = 0; len < 1000; len += len < 64 ? 1 : 37) { /* every tail of both loops */
     char enc[1400];
     size_t n = base64_encode(in, len, enc);
     assert_int_equal(n, base64_encoded_len(len));
