@@ -63,7 +63,7 @@ long nj_b64_decode(const char *s, size_t len, uint8_t *out);
 
 /* ---- /proc ---- */
 
-/* A "VmXXX:" field of /proc/PID/status in KiB, or -1. */
+/* A "Vm<name>:" field of /proc/PID/status in KiB, or -1. */
 long nj_proc_status_kib(pid_t pid, const char *field);
 
 #endif
