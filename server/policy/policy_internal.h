@@ -143,9 +143,12 @@ void pol_plan_clear_fs(policy_plan *plan);
 /* Same readable/writable/unreadable roots, read-only subpaths and full-disk flags. */
 bool pol_plan_fs_equal(const policy_plan *a, const policy_plan *b);
 
-/* The canonical cwd for policy_resolve/policy_transform: NULL means the
- * server's own cwd; a relative cwd is an error naming "<...>.cwd". */
-int pol_cwd_canon(const char *cwd, const char *json_path, char **out, policy_error *err);
+/* The first two steps of policy_resolve and policy_transform: the
+ * canonical cwd (NULL means the server's own cwd; a relative cwd is an error
+ * naming "<...>.cwd"), then the parsed policy. On success the caller frees
+ * *cwd_out and the ir (pol_ir_free); on failure nothing is left to free. */
+int pol_prepare(const json_t *sandbox, const char *cwd, const policy_context *ctx,
+                const char *json_path, char **cwd_out, pol_ir *ir, policy_error *err);
 
 /* The platform read roots behind :minimal (NULL-terminated). */
 extern const char *const pol_minimal_roots[];

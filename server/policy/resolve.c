@@ -546,7 +546,7 @@ static void cwd_jpath(const char *json_path, char *buf, size_t n) {
     snprintf(buf, n, "cwd");
 }
 
-int pol_cwd_canon(const char *cwd, const char *json_path, char **out, policy_error *err) {
+static int cwd_canon_of(const char *cwd, const char *json_path, char **out, policy_error *err) {
   char jp[256];
   cwd_jpath(json_path, jp, sizeof jp);
   char *own = NULL;
@@ -572,6 +572,19 @@ int pol_cwd_canon(const char *cwd, const char *json_path, char **out, policy_err
   return 0;
 }
 
+int pol_prepare(const json_t *sandbox, const char *cwd, const policy_context *ctx,
+                const char *json_path, char **cwd_out, pol_ir *ir, policy_error *err) {
+  int rc = cwd_canon_of(cwd, json_path, cwd_out, err);
+  if (rc < 0)
+    return rc;
+  rc = pol_parse(sandbox, ctx, json_path, ir, err);
+  if (rc < 0) {
+    free(*cwd_out);
+    *cwd_out = NULL;
+  }
+  return rc;
+}
+
 int policy_resolve(const json_t *sandbox, const char *cwd, const policy_context *ctx,
                    const char *json_path, policy_plan **out, policy_error *err) {
   policy_context zero;
@@ -583,15 +596,10 @@ int policy_resolve(const json_t *sandbox, const char *cwd, const policy_context 
     json_path = "sandbox";
   *out = NULL;
   char *cwd_canon = NULL;
-  int rc = pol_cwd_canon(cwd, json_path, &cwd_canon, err);
+  pol_ir ir;
+  int rc = pol_prepare(sandbox, cwd, ctx, json_path, &cwd_canon, &ir, err);
   if (rc < 0)
     return rc;
-  pol_ir ir;
-  rc = pol_parse(sandbox, ctx, json_path, &ir, err);
-  if (rc < 0) {
-    free(cwd_canon);
-    return rc;
-  }
   policy_plan *plan = calloc(1, sizeof *plan);
   if (!plan) {
     rc = -ENOMEM;

@@ -309,15 +309,10 @@ int policy_transform(const json_t *sandbox, const char *cwd, const policy_contex
     return -EINVAL;
   }
   char *cwd_canon = NULL;
-  int rc = pol_cwd_canon(cwd, json_path, &cwd_canon, err);
+  pol_ir ir;
+  int rc = pol_prepare(sandbox, cwd, ctx, json_path, &cwd_canon, &ir, err);
   if (rc < 0)
     return rc;
-  pol_ir ir;
-  rc = pol_parse(sandbox, ctx, json_path, &ir, err);
-  if (rc < 0) {
-    free(cwd_canon);
-    return rc;
-  }
   if (to_legacy) {
     rc = pol_ir_to_legacy(&ir, cwd_canon, ctx, out, err);
   } else if (ir.kind == POL_KIND_EXTERNAL) {
