@@ -1,11 +1,13 @@
 /* warden: entry point, command line, and the serve loop. */
 #include "handlers/handlers.h"
 #include "protocol/protocol.h"
+#include "server/install_paths.h"
 #include "server/log.h"
 #include "server/server.h"
 #include "server/version.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +28,46 @@ static const char usage[] =
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
     "\n"
-    "environment: WARDEN_LOG=error|warn|info|debug|trace, WARDEN_LOG_FORMAT=json\n"
-    "protocol: see schema/ (generated) and PROTOCOL.md\n";
+    "environment: WARDEN_LOG=error|warn|info|debug|trace, WARDEN_LOG_FORMAT=json\n";
+
+/* The installed directory `rel` (relative to the binary's directory) when
+ * this binary runs from an installed tree and `probe` is there, else the
+ * configured absolute `fallback`. */
+static void installed_dir(const char *rel, const char *probe, const char *fallback, char *out,
+                          size_t cap) {
+  char exe[PATH_MAX], cand[PATH_MAX + 64], real[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  snprintf(out, cap, "%s", fallback);
+  if (n <= 0)
+    return;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash)
+    return;
+  *slash = '\0';
+  if ((size_t)snprintf(cand, sizeof cand, "%s/%s/%s", exe, rel, probe) >= sizeof cand)
+    return;
+  if (!realpath(cand, real))
+    return;
+  char *end = probe[0] ? strrchr(real, '/') : NULL; /* drop the probe's name again */
+  if (end)
+    *end = '\0';
+  snprintf(out, cap, "%s", real);
+}
+
+/* --help: the usage, then where the contract and the schema are installed. */
+static void print_help(FILE *f) {
+  static const char *const docs[] = {WARDEN_CONTRACT_FILES};
+  char docdir[PATH_MAX], schemadir[PATH_MAX];
+  installed_dir(WARDEN_BINDIR_TO_DOCDIR, docs[0], WARDEN_INSTALL_DOCDIR, docdir, sizeof docdir);
+  installed_dir(WARDEN_BINDIR_TO_SCHEMADIR, "", WARDEN_INSTALL_SCHEMADIR, schemadir,
+                sizeof schemadir);
+  fputs(usage, f);
+  fputs("protocol:", f);
+  for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+    fprintf(f, "%s %s/%s", i ? "," : "", docdir, docs[i]);
+  fprintf(f, "\nschema:   %s/ (JSON Schema)\nmanual:   man warden\n", schemadir);
+}
 
 /* ---- serve ---- */
 
@@ -245,7 +285,7 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     const char *next = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      fputs(usage, stdout);
+      print_help(stdout);
       return 0;
     } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
       printf("warden %s (protocol %d)\n", WARDEN_VERSION, PROTOCOL_VERSION);
