@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what warden needs to build and test on Debian/Ubuntu, skipping
 # what is already there. apt runs through sudo when not root.
+# dpkg-dev (dpkg-shlibdeps) computes the .deb's Depends; python3-venv,
+# -setuptools and -wheel install clients/python offline; groff-base lets the
+# man page test render warden(1).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config python3 libjansson-dev libuv1-dev
-      libcurl4-openssl-dev libseccomp-dev libcmocka-dev iproute2)
+      libcurl4-openssl-dev libseccomp-dev libcmocka-dev iproute2
+      dpkg-dev python3-venv python3-setuptools python3-wheel groff-base)
 # Node may come from elsewhere than Debian (nvm, a tarball): any node+npm on PATH will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   pkgs+=(nodejs npm)

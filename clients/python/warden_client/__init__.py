@@ -14,7 +14,7 @@ Errors are ``WardenError(code, message, data)``.
 """
 
 from . import _generated as types
-from ._common import Notification, __version__, find_warden
+from ._common import Notification, WardenNotFoundError, __version__, find_warden
 from ._generated import (
     CLIENT_NOTIFICATIONS, CLIENT_REQUESTS, METHODS, PROTOCOL_VERSION, SERVER_NOTIFICATIONS,
     SERVER_REQUESTS, MethodSpec)
@@ -38,6 +38,7 @@ __all__ = [
     "ServerExitedError",
     "WardenClient",
     "WardenError",
+    "WardenNotFoundError",
     "__version__",
     "find_warden",
     "types",

@@ -22,13 +22,43 @@ ApprovalHandler = Callable[[g.ApprovalNetworkParams], Any]
 APPROVAL_DECISIONS = frozenset({"allowOnce", "allowForSession", "allowAlways", "deny", "denyAlways"})
 
 
-def find_warden(path: Optional[str] = None) -> str:
-    """The server binary: ``path``, else ``$WARDEN_BIN``, else ``warden`` on PATH."""
-    candidate = path or os.environ.get("WARDEN_BIN") or shutil.which("warden")
-    if not candidate:
-        raise FileNotFoundError(
-            "warden binary not found: pass its path, set $WARDEN_BIN or put warden on PATH")
-    return os.fspath(candidate)
+class WardenNotFoundError(FileNotFoundError):
+    """No warden binary: none was given, $WARDEN_BIN names none, none is on PATH."""
+
+
+#: Said when none of the three places names a server (the TypeScript client says the same).
+NOT_FOUND = ("warden server not found: no `warden` argument was given, $WARDEN_BIN is not set, "
+             "and no executable `warden` is on PATH")
+
+
+def _resolve(value: str, source: str) -> str:
+    """``value`` from ``source`` as an absolute path to an executable file: a
+    path (with a slash) must be one, a bare name is looked up on PATH."""
+    if "/" not in value:
+        found = shutil.which(value)
+        if not found:
+            raise WardenNotFoundError("%s is %r, which is not an executable on PATH" % (source, value))
+        return os.path.abspath(found)
+    if not (os.path.isfile(value) and os.access(value, os.X_OK)):
+        raise WardenNotFoundError("%s is %r, which is not an executable file" % (source, value))
+    return os.path.abspath(value)
+
+
+def find_warden(path: Optional[Union[str, "os.PathLike[str]"]] = None) -> str:
+    """The server binary, as an absolute path: ``path`` when given, else
+    ``$WARDEN_BIN`` when set and not empty, else ``warden`` on PATH. The first
+    of these that is given is the one used: a bad value there is an error,
+    not a reason to look further. Raises :class:`WardenNotFoundError` (a
+    ``FileNotFoundError``) naming the place it looked at."""
+    if path:
+        return _resolve(os.fspath(path), "the `warden` argument")
+    env = os.environ.get("WARDEN_BIN")
+    if env:
+        return _resolve(env, "$WARDEN_BIN")
+    found = shutil.which("warden")
+    if found:
+        return os.path.abspath(found)
+    raise WardenNotFoundError("%s (PATH=%s)" % (NOT_FOUND, os.environ.get("PATH", "")))
 
 
 def server_env(env: Optional[Mapping[str, str]]) -> Optional[Dict[str, str]]:
