@@ -24,7 +24,7 @@ import type {
   SandboxSetupParams,
   ServerNotifications,
 } from "./generated";
-import { ErrorCode, ServerExitedError, WardenError, WardenTimeoutError } from "./errors";
+import { ErrorCode, ServerExitedError, WardenError, WardenNotFoundError, WardenTimeoutError } from "./errors";
 import { Process, type ProcessEvent } from "./process";
 import { AsyncQueue } from "./queue";
 
@@ -37,7 +37,7 @@ export type ApprovalHandler = (params: ApprovalNetworkParams) => ApprovalAnswer 
 export type RequestHandler = (params: unknown) => unknown;
 
 export interface WardenClientOptions {
-  /** The binary; default `$WARDEN_BIN`, then `warden` on PATH. */
+  /** The binary (a path, or a name looked up on PATH); default `$WARDEN_BIN`, then `warden` on PATH. */
   warden?: string;
   /** Extra server arguments, e.g. `["--config", file]`. */
   args?: string[];
@@ -96,20 +96,53 @@ const DECISIONS: Record<ApprovalDecision, true> = {
   denyAlways: true,
 };
 
-/** The server binary: `explicit`, else `$WARDEN_BIN`, else `warden` on PATH. */
-export function findWarden(explicit?: string): string {
-  const given = explicit || process.env.WARDEN_BIN;
-  if (given) return given;
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    const file = path.join(dir || ".", "warden");
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
+/** Said when none of the three places names a server (the Python client says the same). */
+const NOT_FOUND =
+  "warden server not found: no `warden` argument was given, $WARDEN_BIN is not set, " +
+  "and no executable `warden` is on PATH";
+
+function isExecutableFile(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
   }
-  throw new Error("warden binary not found: pass `warden`, set $WARDEN_BIN or put warden on PATH");
+}
+
+function searchPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const file = path.resolve(dir || ".", name);
+    if (isExecutableFile(file)) return file;
+  }
+  return null;
+}
+
+/** `value` from `source` as an absolute path: a path (with a slash) must be an executable file, a bare name is looked up on PATH. */
+function resolveGiven(value: string, source: string): string {
+  if (!value.includes("/")) {
+    const found = searchPath(value);
+    if (!found) throw new WardenNotFoundError(`${source} is "${value}", which is not an executable on PATH`);
+    return found;
+  }
+  if (!isExecutableFile(value)) throw new WardenNotFoundError(`${source} is "${value}", which is not an executable file`);
+  return path.resolve(value);
+}
+
+/**
+ * The server binary, as an absolute path: `explicit` when given, else
+ * `$WARDEN_BIN` when set and not empty, else `warden` on PATH. The first of
+ * these that is given is the one used: a bad value there is an error, not a
+ * reason to look further. Throws WardenNotFoundError naming the place it
+ * looked at.
+ */
+export function findWarden(explicit?: string): string {
+  if (explicit) return resolveGiven(explicit, "the `warden` argument");
+  const env = process.env.WARDEN_BIN;
+  if (env) return resolveGiven(env, "$WARDEN_BIN");
+  const found = searchPath("warden");
+  if (found) return found;
+  throw new WardenNotFoundError(`${NOT_FOUND} (PATH=${process.env.PATH ?? ""})`);
 }
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => void; timer?: NodeJS.Timeout };

@@ -60,3 +60,16 @@ export class WardenTimeoutError extends Error {
     this.name = "WardenTimeoutError";
   }
 }
+
+/**
+ * No server binary: the `warden` option, `$WARDEN_BIN` and `PATH` gave none
+ * (or the first of them that was given names no executable). `code` is
+ * "ENOENT", as for a missing file.
+ */
+export class WardenNotFoundError extends Error {
+  readonly code = "ENOENT";
+  constructor(message: string) {
+    super(message);
+    this.name = "WardenNotFoundError";
+  }
+}
