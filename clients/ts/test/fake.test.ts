@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, test } from "node:test";
-import { ErrorCode, ServerExitedError, WardenClient, WardenError, WardenTimeoutError } from "../src";
+import { ErrorCode, ServerExitedError, WardenClient, WardenError, WardenNotFoundError, WardenTimeoutError } from "../src";
 import type { Notification, WardenClientOptions } from "../src";
 import { REPO_ROOT } from "./helpers";
 
@@ -209,8 +209,8 @@ test("close shuts the server down and reports its exit code", async () => {
 
 test("a server that cannot start, or exits at once, rejects start()", async () => {
   await assert.rejects(WardenClient.start({ warden: "/nonexistent/warden" }), (e: unknown) => {
-    assert.ok(e instanceof ServerExitedError);
-    assert.match(e.message, /ENOENT/);
+    assert.ok(e instanceof WardenNotFoundError);
+    assert.match(e.message, /\/nonexistent\/warden/);
     return true;
   });
   await assert.rejects(WardenClient.start({ warden: "/bin/false" }), (e: unknown) => {
