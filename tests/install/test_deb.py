@@ -16,13 +16,13 @@ from support import BUILD_DIR, CPACK, WARDEN_BIN, TempDirTest, contract_docs, he
 
 
 def linked_libraries(binary):
-    """{soname: path} of the shared libraries the binary loads (ldd)."""
-    libs = {}
-    for line in run(["ldd", binary]).splitlines():
-        m = re.match(r"\s*(\S+) => (/\S+)", line)
-        if m:
-            libs[m.group(1)] = m.group(2)
-    return libs
+    """{soname: path} of the shared libraries the binary itself names
+    (DT_NEEDED, from objdump), resolved to files by ldd."""
+    needed = re.findall(r"^\s*NEEDED\s+(\S+)", run(["objdump", "-p", binary]), re.M)
+    resolved = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", binary]), re.M))
+    missing = [n for n in needed if n not in resolved]
+    assert not missing, "ldd cannot resolve %s" % missing
+    return {n: resolved[n] for n in needed}
 
 
 def owning_package(path):
