@@ -35,7 +35,8 @@ static const char usage[] =
  * configured absolute `fallback`. */
 static void installed_dir(const char *rel, const char *probe, const char *fallback, char *out,
                           size_t cap) {
-  char exe[PATH_MAX], cand[PATH_MAX + 64], real[PATH_MAX];
+  /* cand holds the binary's directory, then rel and probe. */
+  char exe[PATH_MAX], cand[2 * PATH_MAX], real[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   snprintf(out, cap, "%s", fallback);
   if (n <= 0)
