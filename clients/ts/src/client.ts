@@ -24,9 +24,10 @@ import type {
   SandboxSetupParams,
   ServerNotifications,
 } from "./generated";
-import { ErrorCode, ServerExitedError, WardenError, WardenNotFoundError, WardenTimeoutError } from "./errors";
+import { ErrorCode, ServerExitedError, WardenError, WardenTimeoutError } from "./errors";
 import { Process, type ProcessEvent } from "./process";
 import { AsyncQueue } from "./queue";
+import { WardenNotFoundError } from "./errors";
 
 export const VERSION = "0.1.0";
 
