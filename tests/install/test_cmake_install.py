@@ -65,6 +65,18 @@ class CMakeInstall(TempDirTest):
         shutil.move(p, moved)
         self.check_help(moved)
 
+    def test_destdir_staging(self):
+        # Packagers stage with DESTDIR: the files land under DESTDIR/PREFIX,
+        # and the staged binary names the staged files.
+        cache = open(os.path.join(BUILD_DIR, "CMakeCache.txt")).read()
+        prefix = [l.split("=", 1)[1] for l in cache.splitlines()
+                  if l.startswith("CMAKE_INSTALL_PREFIX:")][0]
+        stage = os.path.realpath(os.path.join(self.tmp, "stage"))
+        run([CMAKE, "--install", BUILD_DIR], env=dict(os.environ, DESTDIR=stage))
+        staged = stage + prefix
+        self.assertTrue(os.access(os.path.join(staged, "bin", "warden"), os.X_OK))
+        self.check_help(staged)
+
     def test_help_of_the_build_tree_names_the_configured_prefix(self):
         # Run from the build tree, the binary names where `cmake --install`
         # (without --prefix) puts the contract: CMAKE_INSTALL_PREFIX.

@@ -81,8 +81,8 @@ class ManPage(unittest.TestCase):
             found = OPTION.findall(line.split("  ")[1] if line.startswith("  ") else line)
             self.assertTrue(found, line)
             for option in found:
-                self.assertIn(option, tags, "warden --help has %s; man/warden.1.in's OPTIONS "
-                              "has no entry for it" % option)
+                self.assertTrue(option in tags, "warden --help has %s; man/warden.1.in's "
+                                "OPTIONS has no entry for it" % option)
             default = re.search(r"\(default ([^)]*)\)", line)
             if default:
                 self.assertIn("default " + default.group(1), tags[found[0]],
