@@ -57,11 +57,14 @@ install(FILES ${CMAKE_BINARY_DIR}/man/warden.1 DESTINATION ${CMAKE_INSTALL_MANDI
 # ---- Debian package: `cpack -G DEB` in the build directory ----
 # Depends is computed by dpkg-shlibdeps (dpkg-dev, part of build-essential)
 # from the libraries the binary actually links, so it names libjansson4,
-# libuv1, libseccomp2 (and libcurl4 once the proxy links libcurl) with the
-# versions the build saw, and never a library the binary does not load.
+# libuv1, libseccomp2 and libc6 today (and libcurl4, should the binary ever
+# link libcurl) with the versions the build saw, and never a library the
+# binary does not load. The binary is stripped, as Debian policy asks.
 set(CPACK_PACKAGE_NAME warden)
 set(CPACK_PACKAGE_VENDOR "warden")
-set(CPACK_PACKAGE_CONTACT "warden maintainers <warden@localhost>")
+set(WARDEN_PACKAGE_MAINTAINER "warden maintainers <warden@localhost>" CACHE STRING
+    "Maintainer field of the Debian package (Name <address>); set it when publishing one")
+set(CPACK_PACKAGE_CONTACT "${WARDEN_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "command runner for editors and agents: sandboxed PTY/pipe sessions over stdio JSON-RPC")
 set(CPACK_PACKAGE_DESCRIPTION
@@ -71,5 +74,5 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_STRIP_FILES OFF)
+set(CPACK_STRIP_FILES ON)
 include(CPack)
