@@ -5,7 +5,8 @@
  *   - validate.c checks params and reports the JSON path of the first
  *     violation ("params.size.rows") and what was expected;
  *   - schema.c writes draft-07 JSON Schema (`warden generate-json-schema`);
- *   - typescript.c writes TypeScript declarations (`warden generate-ts`).
+ *   - typescript.c writes TypeScript declarations (`warden generate-ts`);
+ *   - markdown.c writes the contract's reference (`warden generate-docs`).
  * Nothing here does I/O except the two emitters, which write into a
  * directory they are given.
  */
@@ -106,6 +107,8 @@ bool proto_validate(const proto_type *t, const json_t *v, const char *path, prot
 /* Emitters: return 0 or a negative errno; *err_path names what failed. */
 int proto_write_json_schema(const char *dir);
 int proto_write_typescript(const char *dir);
+/* DIR/reference.md: the contract's method and type reference (markdown.c). */
+int proto_write_markdown(const char *dir);
 
 /* Shared named types, for code that builds these values. */
 extern const proto_type proto_t_sandbox_policy;

@@ -16,6 +16,7 @@ static const char usage[] =
     "usage: warden [options]                 serve JSON-RPC on stdin/stdout\n"
     "       warden generate-json-schema --out DIR\n"
     "       warden generate-ts --out DIR\n"
+    "       warden generate-docs --out DIR   (DIR/reference.md)\n"
     "       warden run [--sandbox JSON] [--cwd DIR] -- CMD [ARG...]\n"
     "\n"
     "options:\n"
@@ -27,7 +28,7 @@ static const char usage[] =
     "  -V, --version         print the version\n"
     "\n"
     "environment: WARDEN_LOG=error|warn|info|debug|trace, WARDEN_LOG_FORMAT=json\n"
-    "protocol: see schema/ (generated) and PROTOCOL.md\n";
+    "protocol: see docs/protocol.md, docs/reference.md and schema/ (generated)\n";
 
 /* ---- serve ---- */
 
@@ -227,6 +228,8 @@ int main(int argc, char **argv) {
     return generate(argc, argv, proto_write_json_schema);
   if (argc > 1 && strcmp(argv[1], "generate-ts") == 0)
     return generate(argc, argv, proto_write_typescript);
+  if (argc > 1 && strcmp(argv[1], "generate-docs") == 0)
+    return generate(argc, argv, proto_write_markdown);
 
   warden_server s;
   memset(&s, 0, sizeof s);
