@@ -100,6 +100,16 @@ typedef struct proto_violation {
   char message[384];  /* "params.size.rows: expected integer 1..65535, got 0" */
 } proto_violation;
 
+/* A number in valid JSON that jansson cannot hold (an integer beyond 64
+ * bits, a real that overflows a double) is read by the dispatcher as a string
+ * of this prefix (a NUL, then "number:") and the number's text, so that the
+ * validator can answer -32602 naming it instead of the line being a parse
+ * error. */
+#define PROTO_BIG_NUMBER_PREFIX "\0number:"
+#define PROTO_BIG_NUMBER_PREFIX_LEN 8
+/* The number's text when v is such a string, else NULL. */
+const char *proto_big_number(const json_t *v);
+
 /* Validate `v` against `t`; `path` names v ("params"). Returns true when
  * valid, else false with the first violation in *out. */
 bool proto_validate(const proto_type *t, const json_t *v, const char *path, proto_violation *out);

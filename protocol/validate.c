@@ -144,9 +144,22 @@ static bool validate_object(const proto_type *t, const json_t *v, const char *pa
   return true;
 }
 
+const char *proto_big_number(const json_t *v) {
+  if (!json_is_string(v) || json_string_length(v) <= PROTO_BIG_NUMBER_PREFIX_LEN ||
+      memcmp(json_string_value(v), PROTO_BIG_NUMBER_PREFIX, PROTO_BIG_NUMBER_PREFIX_LEN) != 0)
+    return NULL;
+  return json_string_value(v) + PROTO_BIG_NUMBER_PREFIX_LEN;
+}
+
 static bool validate(const proto_type *t, const json_t *v, const char *path, proto_violation *out) {
   if (json_is_null(v) && t->nullable)
     return true;
+  const char *big = proto_big_number(v);
+  if (big && t->kind != PK_ANY) {
+    char num[64];
+    snprintf(num, sizeof num, "%.40s%s", big, strlen(big) > 40 ? "..." : "");
+    return fail(out, path, t, "the number %s (out of range)", num);
+  }
   switch (t->kind) {
   case PK_ANY: return true;
   case PK_BOOL:

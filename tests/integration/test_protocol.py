@@ -264,5 +264,106 @@ def test_server_to_client_response_for_unknown_id_is_ignored():
         assert "result" in s.request("process/list")
 
 
+def errors_with_null_id(s):
+    with s.cond:
+        return [json.loads(l) for l in s.lines
+                if '"error"' in l and json.loads(l).get("id") is None]
+
+
+def test_valid_json_is_never_a_parse_error():
+    with Server() as s:
+        cases = [
+            (101, '{"id":101,"method":"process/spawn","params":{"processId":"a\\u0000b",'
+                  '"argv":["true"]}}', "params.processId"),
+            (102, '{"id":102,"method":"process/spawn","params":{"processId":"p",'
+                  '"argv":["a\\u0000b"]}}', "params.argv[0]"),
+            (103, '{"id":103,"method":"process/read","params":{"processId":"x",'
+                  '"afterSeq":123456789012345678901234567890}}', "params.afterSeq"),
+            (104, '{"id":104,"method":"process/read","params":{"processId":"x",'
+                  '"waitMs":1e400}}', "params.waitMs"),
+            (105, '{"id":105,"method":"process/read","params":{"processId":"x",'
+                  '"maxBytes":-1e400}}', "params.maxBytes"),
+            (106, '{"id":106,"method":"process/list","params":{"a\\u0000b":1}}', None),
+            ("s\u00e9", '{"id":"s\\u00e9","method":"process/read","params":{"processId":"x",'
+                        '"afterSeq":99999999999999999999}}', "params.afterSeq"),
+        ]
+        for rid, line, path in cases:
+            s.send_raw(line + "\n")
+            e = s.wait_response(rid)["error"]
+            assert e["code"] == -32602, (line, e)
+            if path:
+                assert e["data"]["path"] == path, (line, e)
+            else:
+                assert e["data"]["path"].startswith("params."), (line, e)
+        # The out-of-range number is named.
+        e = s.wait_response(104)["error"]
+        assert "1e400" in e["message"] and "out of range" in e["message"], e
+        # A method name with NUL in it is not a method; an id beyond 64 bits
+        # cannot be echoed: -32600 with a null id. Neither is a parse error.
+        s.send_raw('{"id":107,"method":"process/list\\u0000x"}\n')
+        assert s.wait_response(107)["error"]["code"] == -32601
+        s.send_raw('{"id":123456789012345678901234567890,"method":"process/list"}\n')
+        s.send_raw('{"id":108,"method":"process/list"}\n')
+        assert "result" in s.wait_response(108)
+        nulls = errors_with_null_id(s)
+        assert [e["error"]["code"] for e in nulls] == [-32600], nulls
+        # A line that is not JSON is still -32700.
+        s.send_raw('{"id":109,\n')
+        s.send_raw('{"id":110,"method":"process/list"}\n')
+        s.wait_response(110)
+        assert errors_with_null_id(s)[-1]["error"]["code"] == -32700
+
+
+def test_batches_refused_as_a_whole():
+    with Server() as s:
+        s.send_raw(json.dumps([{"jsonrpc": "2.0", "id": 201, "method": "process/list"},
+                               {"jsonrpc": "2.0", "id": 202, "method": "process/spawn",
+                                "params": {"processId": "b", "argv": ["true"]}}]) + "\n")
+        s.send({"id": 203, "method": "process/list"})
+        assert s.wait_response(203)["result"] == {"processes": []}  # nothing ran
+        assert "201" not in s.responses and "202" not in s.responses
+        e = errors_with_null_id(s)
+        assert len(e) == 1 and e[0]["error"]["code"] == -32600, e
+        assert e[0]["error"]["data"] == {"batch": True}
+        assert "batches are not supported" in e[0]["error"]["message"]
+
+
+def test_request_sent_as_notification_is_refused_not_dropped():
+    with Server() as s:
+        s.notify("process/spawn", {"processId": "n", "argv": ["touch", "/nonexistent-x"]})
+        s.notify("no/such/method")
+        s.notify("initialized")  # a real notification: no answer
+        s.send({"id": 301, "method": "process/list"})
+        assert s.wait_response(301)["result"] == {"processes": []}  # the spawn did not run
+        time.sleep(0.2)
+        e = errors_with_null_id(s)
+        assert [x["error"]["code"] for x in e] == [-32600, -32601], e
+        assert e[0]["error"]["data"] == {"method": "process/spawn"}
+        assert "needs an id" in e[0]["error"]["message"]
+        assert e[1]["error"]["data"] == {"method": "no/such/method"}
+
+
+def test_shutdown_always_answered():
+    # Before initialize.
+    s = Server(init=False)
+    assert s.request("shutdown") == {"jsonrpc": "2.0", "id": 1, "result": {}}
+    assert s.proc.wait(30) == 0
+    # At the in-flight limit: never -32001.
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        json.dump({"maxInflight": 1}, cfg)
+        cfg.flush()
+        s = Server("--config", cfg.name)
+        s.call("process/spawn", {"processId": "slow", "argv": ["sleep", "30"],
+                                 "sandbox": {"type": "dangerFullAccess"}})
+        s.request_async("process/read", {"processId": "slow", "waitMs": 60000})
+        r = s.request("process/list")
+        assert r["error"]["code"] == -32001, r
+        a = s.request_async("shutdown")
+        b = s.request_async("shutdown")
+        assert s.wait_response(a)["result"] == {}
+        assert s.wait_response(b)["result"] == {}
+        assert s.proc.wait(30) == 0
+
+
 if __name__ == "__main__":
     run_tests(globals())
