@@ -778,7 +778,9 @@ int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
 /* ---- engine lifecycle ---- */
 
 int process_handlers_start(warden_server *s) {
-  exec_engine_opts eo = {.retain_bytes = s->cfg.retain_bytes, .retain_exited_ms = 60000};
+  exec_engine_opts eo = {.retain_bytes = s->cfg.retain_bytes,
+                        .retain_none = s->cfg.retain_bytes == 0, /* --retain-bytes 0 */
+                        .retain_exited_ms = 60000};
   exec_callbacks cb = {
       .ctx = s, .on_spawned = on_spawned, .on_output = on_output, .on_exit = on_proc_exit};
   return exec_engine_new(s->loop, &eo, &cb, &s->exec);

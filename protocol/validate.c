@@ -184,9 +184,13 @@ static bool validate(const proto_type *t, const json_t *v, const char *path, pro
     size_t n = json_string_length(v);
     if (strlen(s) != n)
       return fail(out, path, t, "%s", "a string containing NUL");
-    if (n < t->min_len || (t->max_len && n > t->max_len)) {
+    /* Lengths in characters (code points), as JSON Schema counts them. */
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+      chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (chars < t->min_len || (t->max_len && chars > t->max_len)) {
       char num[48];
-      snprintf(num, sizeof num, "a string of %zu characters", n);
+      snprintf(num, sizeof num, "a string of %zu characters", chars);
       return fail(out, path, t, "%s", num);
     }
     if (t->enum_values) {

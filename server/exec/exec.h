@@ -83,7 +83,8 @@ typedef struct exec_callbacks {
 } exec_callbacks;
 
 typedef struct exec_engine_opts {
-  size_t retain_bytes;       /* ring per process for exec_proc_read (default 1 MiB) */
+  size_t retain_bytes;       /* ring per process for exec_proc_read (0: the default 1 MiB) */
+  bool retain_none;          /* keep no output at all: every exec_proc_read is empty */
   uint64_t retain_exited_ms; /* how long an exited proc is kept (default 60000) */
 } exec_engine_opts;
 

@@ -2,6 +2,7 @@
 foundation, against the real binary."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -363,6 +364,116 @@ def test_shutdown_always_answered():
         assert s.wait_response(a)["result"] == {}
         assert s.wait_response(b)["result"] == {}
         assert s.proc.wait(30) == 0
+
+
+def test_contract_decisions_in_schema_and_binary():
+    from schemacheck import Checker
+    c = Checker()
+    defs = c.bundle["definitions"]
+    spawn = defs["ProcessSpawnParams"]["properties"]
+    # null for an optional field means absent: the schema accepts it, so does the binary.
+    assert "null" in spawn["cwd"]["type"], spawn["cwd"]
+    assert {"type": "null"} in spawn["sandbox"]["anyOf"], spawn["sandbox"]
+    assert None in defs["EnvPolicy"]["properties"]["inherit"]["enum"]
+    # the deltaBase64 pattern requires padding, as the binary does
+    import re
+    pattern = defs["ProcessOutputNotification"]["properties"]["deltaBase64"]["pattern"]
+    for good in ["", "aGk=", "aGkh", "aA=="]:
+        assert re.match(pattern, good), good
+    for bad in ["aGk", "a", "aA=", "aA=a", "===="]:
+        assert not re.match(pattern, bad), bad
+    with Server() as s:
+        r = s.request("process/spawn", {"processId": "n", "argv": ["true"], "cwd": None,
+                                        "env": None, "tty": None, "size": None,
+                                        "sandbox": {"type": "dangerFullAccess"},
+                                        "arg0": None, "streamStdin": None})
+        assert "result" in r, r
+        s.wait_exit("n")
+        for bad in ["aGk", "aA=a"]:
+            r = s.request("process/write", {"processId": "n", "deltaBase64": bad})
+            assert r["error"]["code"] == -32602, (bad, r)
+            assert r["error"]["data"]["path"] == "params.deltaBase64"
+        # processId length in characters: 256 three-byte characters are fine, 257 are not
+        ok = "\u20ac" * 256
+        r = s.request("process/spawn", {"processId": ok, "argv": ["true"],
+                                        "sandbox": {"type": "dangerFullAccess"}})
+        assert "result" in r, r["error"]
+        s.wait_exit(ok)
+        r = s.request("process/spawn", {"processId": ok + "x", "argv": ["true"]})
+        assert r["error"]["data"]["path"] == "params.processId", r
+        assert "257 characters" in r["error"]["message"], r
+
+
+def test_python_client_refuses_a_request_as_notification():
+    from warden_client import _common
+    try:
+        _common.notification_message("process/spawn", {"processId": "x", "argv": ["true"]})
+    except ValueError as e:
+        assert "is a request" in str(e)
+    else:
+        raise AssertionError("sent a request as a notification")
+    assert _common.notification_message("initialized", None)["method"] == "initialized"
+
+
+def test_retain_bytes_zero_keeps_nothing():
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        json.dump({"retainBytes": 0}, cfg)
+        cfg.flush()
+        for args in (["--retain-bytes", "0"], ["--config", cfg.name]):
+            with Server(*args) as s:
+                s.call("process/spawn", {"processId": "r", "argv": ["echo", "hello"],
+                                         "sandbox": {"type": "dangerFullAccess"}})
+                s.wait_exit("r")
+                assert s.output_of("r") == b"hello\n"  # streamed, just not kept
+                r = s.call("process/read", {"processId": "r"})
+                assert r["chunks"] == [] and r["exited"] is True, (args, r)
+    with Server("--retain-bytes", "3") as s:  # a small ring still keeps something
+        s.call("process/spawn", {"processId": "r", "argv": ["echo", "hello"],
+                                 "sandbox": {"type": "dangerFullAccess"}})
+        s.wait_exit("r")
+        assert s.call("process/read", {"processId": "r"})["chunks"], "a 3-byte ring kept nothing"
+
+
+def test_missing_cwd_is_a_warning():
+    missing = "/nonexistent-warden-cwd-%d" % os.getpid()
+    state = tempfile.mkdtemp(prefix="warden-state-")
+    try:
+        with Server("--state-dir", state) as s:
+            r = s.call("policy/resolve", {"sandbox": {"type": "workspaceWrite"}, "cwd": missing})
+            assert any(missing in w for w in r["warnings"]), r
+            r = s.call("policy/resolve", {"sandbox": {"type": "workspaceWrite"}, "cwd": "/tmp"})
+            assert r["warnings"] == [], r
+            r = s.call("sandbox/refresh", {"sandbox": {"type": "workspaceWrite"}, "cwd": missing})
+            assert any(missing in w for w in r["warnings"]), r
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_queued_setup_keeps_its_cwd():
+    state = tempfile.mkdtemp(prefix="warden-state-")
+    missing = "/nonexistent-warden-ws-%d" % os.getpid()
+    try:
+        with Server("--state-dir", state) as s:
+            # The second setup is queued behind the first; its cwd does not
+            # exist, so its workspace step must fail and it writes no marker.
+            a, b = s.request_async("sandbox/setup"), s.request_async("sandbox/setup",
+                                                                     {"cwd": missing})
+            assert s.wait_response(a)["result"] == {"started": True}
+            assert s.wait_response(b)["result"] == {"started": True}
+            def setups():
+                return [m["params"] for m in s.notifications
+                        if m.get("method") == "sandbox/setupCompleted"]
+            s.wait_for(lambda m: len(setups()) >= 2, timeout=60)
+            done = setups()
+            assert done[0]["success"] is True, done[0]
+            second = done[1]
+            steps = {st["name"]: st for st in second["steps"]}
+            assert "workspace policy" in steps, second
+            assert steps["workspace policy"]["ok"] is False and missing in steps[
+                "workspace policy"]["detail"], second
+            assert second["success"] is False and "write marker" not in steps, second
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
