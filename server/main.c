@@ -154,7 +154,7 @@ static int serve(warden_server *s) {
       .max_line_bytes = s->cfg.max_line_bytes,
       .high_water = s->cfg.out_high_water,
       .low_water = s->cfg.out_high_water / 4,
-      .input_stop = s->cfg.out_high_water * 16,
+      .input_stop = s->cfg.out_high_water * 4, /* replies are bounded too (docs/protocol.md) */
       .arg = s,
       .on_line = on_line,
       .on_oversize = on_oversize,

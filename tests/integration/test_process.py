@@ -354,6 +354,81 @@ def test_slow_client_loses_nothing_and_memory_bounded():
     assert p.wait(30) == 0
 
 
+def test_replies_bounded_when_client_stops_reading():
+    """Thousands of process/read requests for a full 1 MiB ring while the
+    client does not read stdout: the server stops reading stdin, parks what
+    it already read, and its RSS stays bounded; once the client reads, every
+    request is answered exactly once."""
+    n = 1000  # each answer is ~1.4 MB: about 1.4 GB if replies were unbounded
+    env = dict(os.environ)
+    # ASan keeps freed memory in a quarantine (256 MB by default): keep it small
+    # so that what is measured is what the server holds.
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"
+    p = subprocess.Popen([WARDEN_BIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env)
+    out = []
+
+    def send(m):
+        p.stdin.write((json.dumps(m) + "\n").encode())
+        p.stdin.flush()
+
+    def read_until(pred):
+        for raw in p.stdout:
+            msg = json.loads(raw)
+            out.append(msg)
+            if pred(msg):
+                return msg
+        raise AssertionError("stdout ended")
+
+    try:
+        send({"id": "init", "method": "initialize", "params": {"clientInfo": {"name": "slow"}}})
+        # Still running at the end, so it is not released by the retention timer.
+        send({"id": "spawn", "method": "process/spawn", "params": {
+            "processId": "full", "argv": ["sh", "-c", "head -c %d /dev/zero; echo; sleep 600" % (2 << 20)],
+            "sandbox": FULL}})
+        got = [0]
+
+        def full(m):
+            if m.get("method") == "process/output":
+                got[0] += len(base64.b64decode(m["params"]["deltaBase64"]))
+            return got[0] > 2 << 20
+        read_until(full)
+        base = rss_kib(p.pid)
+        payload = "".join(json.dumps({"id": i, "method": "process/read",
+                                      "params": {"processId": "full"}}) + "\n" for i in range(n))
+        writer = threading.Thread(target=lambda: (p.stdin.write(payload.encode()), p.stdin.flush()))
+        writer.start()
+        # Not reading: sample the server's RSS until it stops growing.
+        peak, last_growth = base, time.time()
+        while time.time() - last_growth < 3.0:
+            rss = rss_kib(p.pid)
+            if rss > peak:
+                peak, last_growth = rss, time.time()
+            if peak - base > 400 * 1024:
+                break
+            time.sleep(0.05)
+        grown = peak - base
+        assert grown < 200 * 1024, "server RSS grew by %d KiB while the client was not reading" % grown
+        # Now read: every request gets exactly one answer, in order.
+        ids = []
+        while len(ids) < n:
+            m = read_until(lambda m: "id" in m)
+            if isinstance(m["id"], int):
+                assert "result" in m and len(m["result"]["chunks"]) >= 1, m.get("error")
+                ids.append(m["id"])
+        writer.join()
+        assert ids == list(range(n)), "answers missing, duplicated or out of order"
+        send({"id": "kill", "method": "process/terminate", "params": {"processId": "full",
+                                                                      "signal": "KILL"}})
+        read_until(lambda m: m.get("id") == "kill")
+        p.stdin.close()
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_disconnect_leaves_no_process():
     s = Server()
     r = spawn(s, "tree", ["sh", "-c", "sleep 300 & sleep 300 & echo started; wait"])
