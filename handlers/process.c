@@ -73,7 +73,7 @@ typedef struct proc_data {
   size_t out_len;
 } proc_data;
 
-/* Every proc_data not yet freed, in spawn order. */
+/* Every proc_data not yet freed, newest first. */
 static proc_data *procs;
 
 static void link_proc_data(proc_data *pd) {
