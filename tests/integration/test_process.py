@@ -498,10 +498,11 @@ def exited_before_response(s, pid, rid):
     return exited_at is not None and answer_at is not None and exited_at < answer_at
 
 
-def release_at_every_point(sandbox):
+def release_at_every_point(sandbox, user=None):
     with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
         base = {"sandbox": sandbox, "cwd": d}
-        with Server() as s:
+        with Server(user=user) as s:
             # 1. before the start finished: release pipelined behind its spawn
             sp, rel = raw_write(s, [
                 ("process/spawn", dict(base, processId="early", argv=["sleep", "100"])),
@@ -513,6 +514,8 @@ def release_at_every_point(sandbox):
             # 2. running, with output flowing and a long-poll waiting on it
             r = s.call("process/spawn", dict(base, processId="run", argv=[
                 "sh", "-c", "echo started; while :; do echo x; sleep 0.01; done"]))
+            # the sandboxed variant holds a real sandbox spec (the use-after-free was there)
+            assert r["sandbox"]["enforced"] == (sandbox != FULL), r
             wait_output(s, "run", b"started")
             poll = s.request_async("process/read", {"processId": "run", "afterSeq": 10**9,
                                                     "waitMs": 60000})
@@ -558,6 +561,10 @@ def test_release_at_every_point_of_life():
 
 def test_release_at_every_point_of_life_sandboxed():
     release_at_every_point({"type": "readOnly"})
+
+
+def test_release_at_every_point_of_life_sandboxed_unprivileged():
+    release_at_every_point({"type": "readOnly"}, user=(65534, 65534))
 
 
 def test_operations_pipelined_behind_their_spawn():
