@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Runs the warden benchmark suite and prints a markdown table: warden, a
-# baseline measured in the same run, and OpenAI Codex when it is installed,
-# with the ratios and targets. Speed never makes this script fail; it fails
-# only when a benchmark produced no number.
+# baseline measured in the same run, and OpenAI Codex, with the ratios and
+# targets. The reference systems are installed by the benchmark itself
+# (bench/install-references.sh: codex pinned from npm into the cache, tinyproxy
+# and squid from Debian); when one cannot be installed (npm unreachable) the
+# run goes on without it and says that it is missing. Speed never makes this
+# script fail; it fails only when a benchmark produced no number.
 #
 # Usage: bench/run.sh [--quick] [--no-codex] [--only startup,spawn,sandbox,throughput,pty]
 #                     [--build-dir DIR]
 # Environment:
 #   WARDEN_BENCH_QUICK=1        quick mode (CI): fewer runs, smaller transfers
-#   WARDEN_BENCH_SKIP_CODEX=1   leave codex out
+#   WARDEN_BENCH_SKIP_CODEX=1   leave codex out (nothing is installed for it)
+#   WARDEN_BENCH_CACHE          where references are installed (default
+#                               ${XDG_CACHE_HOME:-~/.cache}/warden-bench)
 #   WARDEN_BIN, WARDENBENCH     use these binaries instead of building
-#   CODEX_BIN                   the codex binary (default: where
-#                               /work/shared/anchors/install-codex.sh puts it)
+#   CODEX_BIN                   use this codex binary instead of installing one
+#   TINYPROXY_BIN, SQUID_BIN    exported for the proxy benchmarks when present
 #   CODEX_HOME                  default $HOME/.cache/warden-bench-codex-home
 #   WARDEN_BENCH_SERVER_STDERR  a file that collects the servers' stderr
 set -euo pipefail
@@ -45,17 +50,19 @@ if [ -z "${WARDEN_BIN:-}" ] || [ -z "${WARDENBENCH:-}" ]; then
 fi
 export WARDEN_BIN
 
-# codex, when installed (never installed from here: it is about 400 MB).
+# codex: installed here, pinned, into the benchmark's cache (about 400 MB, once).
 skip=${WARDEN_BENCH_SKIP_CODEX:-0}
 if [ "$skip" != "0" ] && [ -n "$skip" ]; then
   export CODEX_BIN=
 else
-  default_codex="$HOME/.cache/warden-anchors/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
-  : "${CODEX_BIN:=$default_codex}"
-  if [ ! -x "$CODEX_BIN" ]; then
-    CODEX_BIN=   # wardenbench prints "codex: not installed (...)" and skips its column
+  if [ -z "${CODEX_BIN:-}" ]; then
+    CODEX_BIN=$("$here/install-references.sh" codex) || CODEX_BIN=
   fi
-  export CODEX_BIN
+  if [ -n "$CODEX_BIN" ] && [ ! -x "$CODEX_BIN" ]; then
+    echo "bench: CODEX_BIN=$CODEX_BIN is not executable" >&2
+    CODEX_BIN=
+  fi
+  export CODEX_BIN  # empty: wardenbench prints "codex: not installed (...)" and skips its column
   if [ -n "$CODEX_BIN" ]; then
     export CODEX_HOME=${CODEX_HOME:-$HOME/.cache/warden-bench-codex-home}
     mkdir -p "$CODEX_HOME"
@@ -76,6 +83,18 @@ else
       fi
     fi
   fi
+fi
+
+# tinyproxy and squid, the references of the proxy benchmarks (not in quick mode).
+if [ "${WARDEN_BENCH_QUICK:-0}" = "0" ]; then
+  while read -r name path; do
+    case "$name" in
+      tinyproxy) export TINYPROXY_BIN=${TINYPROXY_BIN:-$path} ;;
+      squid) export SQUID_BIN=${SQUID_BIN:-$path} ;;
+    esac
+  done < <("$here/install-references.sh" proxies || true)
+  [ -n "${TINYPROXY_BIN:-}" ] || echo "tinyproxy: not installed (the proxy reference is missing)"
+  [ -n "${SQUID_BIN:-}" ] || echo "squid: not installed (the proxy reference is missing)"
 fi
 
 out=$(mktemp)

@@ -32,7 +32,9 @@
 extern char **environ;
 
 #define MSG_TIMEOUT_MS 30000
-#define CODEX_MISSING "codex: not installed (run /work/shared/anchors/install-codex.sh)"
+#define CODEX_MISSING                                                                      \
+  "codex: not installed, the reference is missing (bench/run.sh installs it with "       \
+  "bench/install-references.sh codex; npm unreachable?)"
 
 /* ---- options and shared state ---- */
 

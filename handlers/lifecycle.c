@@ -53,9 +53,9 @@ void handle_shutdown(void *server, rpc_request *req, json_t *params) {
 void handlers_on_notification(void *server, const char *method, json_t *params) {
   (void)server;
   (void)params;
+  /* The dispatcher passes only the client notifications of the protocol
+   * (others are answered with an error, id null). */
   if (strcmp(method, "initialized") == 0)
     return;
-  /* Unknown notifications are ignored, as JSON-RPC asks: there is no one to
-   * answer. Logged so a misspelt method is visible. */
-  LOGW("rpc", "ignoring unknown notification \"%s\"", method);
+  LOGW("rpc", "notification \"%s\" has no handler", method);
 }

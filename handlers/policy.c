@@ -1,8 +1,10 @@
 /* policy/resolve and policy/transform: thin wrappers over server/policy. */
 #include "handlers/handlers.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void handlers_policy_context(warden_server *s, policy_context *ctx) {
   memset(ctx, 0, sizeof *ctx);
@@ -41,6 +43,13 @@ void handle_policy_resolve(void *server, rpc_request *req, json_t *params) {
                              plan->enforceable);
   if (plan->reason)
     json_object_set_new(result, "reason", json_string(plan->reason));
+  json_t *warnings = json_array();
+  struct stat st;
+  if (stat(cwd, &st) < 0)
+    json_array_append_new(warnings, json_sprintf("cwd %s: %s", cwd, strerror(errno)));
+  else if (!S_ISDIR(st.st_mode))
+    json_array_append_new(warnings, json_sprintf("cwd %s is not a directory", cwd));
+  json_object_set_new(result, "warnings", warnings);
   policy_plan_free(plan);
   rpc_respond(req, result);
 }

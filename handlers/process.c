@@ -28,10 +28,34 @@ typedef struct read_waiter {
   uv_timer_t timer;
 } read_waiter;
 
-/* Handler state of one process, from spawn to exit. */
+/* A request for a process whose spawn is not answered yet: executed right
+ * after the spawn's answer, or answered with the spawn's error. */
+typedef struct parked_op {
+  struct parked_op *next;
+  rpc_handler_fn fn;
+  rpc_request *req;
+  json_t *params; /* owned reference */
+} parked_op;
+
+/* Handler state of one process, from spawn to exit.
+ *
+ * Ownership: one proc_data per spawn, created by handle_process_spawn (or
+ * process_spawn_internal) and linked in `procs` below until it is freed,
+ * exactly once, by free_proc_data from one of: on_spawned with an error,
+ * on_proc_exit, a spawn that fails before the engine took it, or
+ * process_handlers_free. It owns everything the process holds on this side:
+ * the sandbox spec (the exec engine borrows it from exec_spawn until
+ * on_spawned(err) or on_exit returns, see exec.h), the proxy channel and
+ * listeners, the long-poll waiters, the parked requests and the pending
+ * release. process/release never frees it: a released running process is
+ * killed and freed from on_proc_exit. */
 typedef struct proc_data {
+  struct proc_data *prev, *next; /* `procs` */
   warden_server *s;
-  rpc_request *spawn_req;
+  char *id;              /* processId, for requests that arrive before the spawn answered */
+  rpc_request *spawn_req; /* until the spawn is answered */
+  parked_op *parked, *parked_tail;
+  rpc_request *release_req; /* answered after process/exited */
   sandbox_spec *spec;
   int proxy_chan;    /* proxy mode: where the supervisor sends the listeners, else -1 */
   netstub *proxy;    /* serves them */
@@ -49,9 +73,26 @@ typedef struct proc_data {
   size_t out_len;
 } proc_data;
 
+/* Every proc_data not yet freed, newest first. */
+static proc_data *procs;
+
+static void link_proc_data(proc_data *pd) {
+  pd->next = procs;
+  if (procs)
+    procs->prev = pd;
+  procs = pd;
+}
+
 static void free_proc_data(proc_data *pd) {
   if (!pd)
     return;
+  if (pd->prev)
+    pd->prev->next = pd->next;
+  else if (procs == pd)
+    procs = pd->next;
+  if (pd->next)
+    pd->next->prev = pd->prev;
+  free(pd->id);
   netstub_close(pd->proxy);
   if (pd->proxy_chan >= 0)
     close(pd->proxy_chan);
@@ -66,6 +107,55 @@ static void free_proc_data(proc_data *pd) {
 
 static bool internal_id(const char *id) {
   return id && strncmp(id, PROCESS_INTERNAL_PREFIX, strlen(PROCESS_INTERNAL_PREFIX)) == 0;
+}
+
+/* The proc_data of a client process with this id that is not freed yet
+ * (starting, running or being released). */
+static proc_data *find_proc_data(const char *id) {
+  for (proc_data *pd = procs; id && pd; pd = pd->next)
+    if (!pd->internal && pd->id && strcmp(pd->id, id) == 0)
+      return pd;
+  return NULL;
+}
+
+/* A request for a process whose spawn is accepted but not answered yet waits
+ * for it (process/write, read, resize, terminate, release pipelined behind
+ * their spawn). Returns true when the request was parked. */
+static bool park_if_starting(rpc_request *req, json_t *params, rpc_handler_fn fn) {
+  proc_data *pd = find_proc_data(json_string_value(json_object_get(params, "processId")));
+  if (!pd || !pd->spawn_req)
+    return false;
+  parked_op *op = calloc(1, sizeof *op);
+  if (!op) {
+    rpc_respond_errorf(req, RPC_INTERNAL_ERROR, "out of memory");
+    return true;
+  }
+  op->fn = fn;
+  op->req = req;
+  op->params = json_incref(params);
+  if (pd->parked_tail)
+    pd->parked_tail->next = op;
+  else
+    pd->parked = op;
+  pd->parked_tail = op;
+  return true;
+}
+
+/* The spawn was answered: run the parked requests in order (err NULL), or
+ * answer each with the spawn's error. */
+static void run_parked(proc_data *pd, int code, const char *message, const json_t *data) {
+  parked_op *op = pd->parked;
+  pd->parked = pd->parked_tail = NULL;
+  while (op) {
+    parked_op *next = op->next;
+    if (message)
+      rpc_respond_error(op->req, code, message, data ? json_deep_copy(data) : NULL);
+    else
+      op->fn(pd->s, op->req, op->params);
+    json_decref(op->params);
+    free(op);
+    op = next;
+  }
 }
 
 static exec_proc *find_or_fail(warden_server *s, rpc_request *req, json_t *params) {
@@ -163,6 +253,8 @@ static void wake_waiters(proc_data *pd, bool all) {
 
 void handle_process_read(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
+  if (park_if_starting(req, params, handle_process_read))
+    return;
   exec_proc *p = find_or_fail(s, req, params);
   if (!p)
     return;
@@ -213,17 +305,20 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   if (err) {
-    char msg[256];
+    char msg[256], m2[300];
     snprintf(msg, sizeof msg, "%s: %s", err->syscall, strerror(err->err));
     json_t *data = json_pack("{s:i,s:s}", "errno", err->err, "syscall", err->syscall);
+    int code = RPC_SPAWN_FAILED;
+    const char *message = msg;
     if (err->sandbox) {
       json_object_set_new(data, "reason", json_string(msg));
-      char m2[300];
       snprintf(m2, sizeof m2, "sandbox cannot be enforced: %s", msg);
-      rpc_respond_error(req, RPC_SANDBOX_DENIED, m2, data);
-    } else {
-      rpc_respond_error(req, RPC_SPAWN_FAILED, msg, data);
+      code = RPC_SANDBOX_DENIED;
+      message = m2;
     }
+    rpc_respond_error(req, code, message, json_incref(data));
+    run_parked(pd, code, message, data); /* requests pipelined behind it share its error */
+    json_decref(data);
     free_proc_data(pd);
     return;
   }
@@ -235,7 +330,7 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
                              exec_proc_pid(proc), "sandbox", "enforced", pd->enforced, "backend",
                              pd->backend, "network", pd->network);
   rpc_respond(req, result);
-  (void)s;
+  run_parked(pd, 0, NULL, NULL);
 }
 
 static void on_output(void *ctx, exec_proc *proc, uint64_t seq, exec_stream stream,
@@ -312,6 +407,9 @@ static void on_proc_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_ex
   if (pd) {
     wake_waiters(pd, true);
     exec_proc_set_data(proc, NULL);
+    if (pd->release_req)
+      rpc_respond(pd->release_req, json_object()); /* after process/exited */
+    pd->release_req = NULL;
     free_proc_data(pd);
   }
 }
@@ -397,7 +495,7 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     return;
   }
   exec_proc *old = exec_engine_find(s->exec, id);
-  if (old && !exec_proc_exit_info(old)) {
+  if ((old && !exec_proc_exit_info(old)) || find_proc_data(id)) {
     invalid(req, "params.processId", "processId \"%.256s\" is already in use", id);
     return;
   }
@@ -438,12 +536,14 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
   }
   pd->s = s;
   pd->proxy_chan = -1;
+  pd->id = strdup(id);
+  link_proc_data(pd);
   json_t *idj = json_string(id);
   pd->id_json = json_dumps(idj, JSON_ENCODE_ANY);
   json_decref(idj);
   pd->id_json_len = pd->id_json ? strlen(pd->id_json) : 0;
-  if (!pd->id_json || build_sandbox(s, req, params, cwd, pd) < 0) {
-    if (!pd->id_json)
+  if (!pd->id_json || !pd->id || build_sandbox(s, req, params, cwd, pd) < 0) {
+    if (!pd->id_json || !pd->id)
       rpc_respond_errorf(req, RPC_INTERNAL_ERROR, "out of memory");
     free_proc_data(pd);
     return;
@@ -524,6 +624,8 @@ static void write_done(void *arg, ssize_t result) {
 
 void handle_process_write(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
+  if (park_if_starting(req, params, handle_process_write))
+    return;
   exec_proc *p = find_or_fail(s, req, params);
   if (!p)
     return;
@@ -549,6 +651,8 @@ void handle_process_write(void *server, rpc_request *req, json_t *params) {
 
 void handle_process_resize(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
+  if (park_if_starting(req, params, handle_process_resize))
+    return;
   exec_proc *p = find_or_fail(s, req, params);
   if (!p)
     return;
@@ -564,6 +668,8 @@ void handle_process_resize(void *server, rpc_request *req, json_t *params) {
 
 void handle_process_terminate(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
+  if (park_if_starting(req, params, handle_process_terminate))
+    return;
   exec_proc *p = find_or_fail(s, req, params);
   if (!p)
     return;
@@ -577,17 +683,22 @@ void handle_process_terminate(void *server, rpc_request *req, json_t *params) {
 
 void handle_process_release(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
+  if (park_if_starting(req, params, handle_process_release))
+    return;
   exec_proc *p = find_or_fail(s, req, params);
   if (!p)
     return;
   proc_data *pd = exec_proc_get_data(p);
-  if (pd) {
-    /* Released while running: the engine kills it and on_proc_exit will not come. */
+  if (pd && exec_proc_running(p)) {
+    /* Running: the engine kills it, drops its further output and still
+     * reports the exit; on_proc_exit sends process/exited, answers this
+     * request and frees pd (the engine holds pd->spec until then). */
     wake_waiters(pd, true);
-    exec_proc_set_data(p, NULL);
-    free_proc_data(pd);
+    pd->release_req = req;
+    exec_proc_release(p);
+    return;
   }
-  exec_proc_release(p);
+  exec_proc_release(p); /* exited: pd is already gone */
   rpc_respond(req, json_object());
 }
 
@@ -641,6 +752,7 @@ int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
   }
   pd->s = s;
   pd->proxy_chan = -1;
+  link_proc_data(pd);
   pd->spec = spec;
   pd->internal = fn;
   pd->internal_arg = arg;
@@ -666,7 +778,9 @@ int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
 /* ---- engine lifecycle ---- */
 
 int process_handlers_start(warden_server *s) {
-  exec_engine_opts eo = {.retain_bytes = s->cfg.retain_bytes, .retain_exited_ms = 60000};
+  exec_engine_opts eo = {.retain_bytes = s->cfg.retain_bytes,
+                        .retain_none = s->cfg.retain_bytes == 0, /* --retain-bytes 0 */
+                        .retain_exited_ms = 60000};
   exec_callbacks cb = {
       .ctx = s, .on_spawned = on_spawned, .on_output = on_output, .on_exit = on_proc_exit};
   return exec_engine_new(s->loop, &eo, &cb, &s->exec);
@@ -688,4 +802,17 @@ void process_handlers_free(warden_server *s) {
   if (s->exec)
     exec_engine_free(s->exec);
   s->exec = NULL;
+  /* The engine is gone and calls nothing back: what it never reported
+   * (processes not reaped or not drained at teardown) is freed here. */
+  while (procs) {
+    proc_data *pd = procs;
+    if (pd->spawn_req)
+      rpc_respond_errorf(pd->spawn_req, RPC_INTERNAL_ERROR, "server shutting down");
+    run_parked(pd, RPC_INTERNAL_ERROR, "server shutting down", NULL);
+    if (pd->release_req)
+      rpc_respond(pd->release_req, json_object());
+    pd->spawn_req = pd->release_req = NULL;
+    wake_waiters(pd, true); /* the engine's procs are closing, not yet freed */
+    free_proc_data(pd);
+  }
 }

@@ -55,9 +55,14 @@ typedef struct setup_run {
 } setup_run;
 
 /* One setup at a time: requests that arrive meanwhile are answered at once
- * and run after it, each with its own sandbox/setupCompleted. */
+ * and run after it, in order, each with its own cwd and its own
+ * sandbox/setupCompleted. The queue owns its cwd copies. */
+typedef struct queued_setup {
+  struct queued_setup *next;
+  char *cwd; /* NULL: no workspace */
+} queued_setup;
 static setup_run *g_running;
-static unsigned g_queued;
+static queued_setup *g_queue_head, *g_queue_tail;
 static void setup_start(warden_server *s, const char *cwd);
 
 static void step(setup_run *r, const char *name, bool ok, bool required, const char *fmt, ...)
@@ -116,11 +121,18 @@ static void setup_finish(setup_run *r) {
   free(r->error);
   free(r);
   g_running = NULL;
-  if (g_queued && !s->shutting_down) {
-    g_queued--;
-    setup_start(s, NULL);
-  } else {
-    g_queued = 0;
+  while (g_queue_head) {
+    queued_setup *q = g_queue_head;
+    g_queue_head = q->next;
+    if (!g_queue_head)
+      g_queue_tail = NULL;
+    bool run = !s->shutting_down;
+    if (run)
+      setup_start(s, q->cwd);
+    free(q->cwd);
+    free(q);
+    if (run)
+      break;
   }
 }
 
@@ -291,7 +303,17 @@ void handle_sandbox_setup(void *server, rpc_request *req, json_t *params) {
   rpc_respond(req, json_pack("{s:b}", "started", 1));
   const char *cwd = json_string_value(json_object_get(params, "cwd"));
   if (g_running) {
-    g_queued++;
+    queued_setup *q = calloc(1, sizeof *q);
+    if (!q || (cwd && !(q->cwd = strdup(cwd)))) {
+      LOGE("sandbox", "out of memory queueing a setup; it does not run");
+      free(q);
+      return;
+    }
+    if (g_queue_tail)
+      g_queue_tail->next = q;
+    else
+      g_queue_head = q;
+    g_queue_tail = q;
     return;
   }
   setup_start(s, cwd);
@@ -313,6 +335,12 @@ void handle_sandbox_refresh(void *server, rpc_request *req, json_t *params) {
     return;
   }
   json_t *changes = json_array(), *warnings = json_array();
+  struct stat cst;
+  if (stat(cwd, &cst) < 0)
+    json_array_append_new(warnings, json_sprintf("cwd %s: %s (the policy is recorded for it "
+                                                 "anyway)", cwd, strerror(errno)));
+  else if (!S_ISDIR(cst.st_mode))
+    json_array_append_new(warnings, json_sprintf("cwd %s is not a directory", cwd));
   char *dir = sandbox_state_dir(s->cfg.state_dir);
   int err = 0;
   bool created = false;

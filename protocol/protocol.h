@@ -5,7 +5,8 @@
  *   - validate.c checks params and reports the JSON path of the first
  *     violation ("params.size.rows") and what was expected;
  *   - schema.c writes draft-07 JSON Schema (`warden generate-json-schema`);
- *   - typescript.c writes TypeScript declarations (`warden generate-ts`).
+ *   - typescript.c writes TypeScript declarations (`warden generate-ts`);
+ *   - markdown.c writes the contract's reference (`warden generate-docs`).
  * Nothing here does I/O except the two emitters, which write into a
  * directory they are given.
  */
@@ -99,6 +100,16 @@ typedef struct proto_violation {
   char message[384];  /* "params.size.rows: expected integer 1..65535, got 0" */
 } proto_violation;
 
+/* A number in valid JSON that jansson cannot hold (an integer beyond 64
+ * bits, a real that overflows a double) is read by the dispatcher as a string
+ * of this prefix (a NUL, then "number:") and the number's text, so that the
+ * validator can answer -32602 naming it instead of the line being a parse
+ * error. */
+#define PROTO_BIG_NUMBER_PREFIX "\0number:"
+#define PROTO_BIG_NUMBER_PREFIX_LEN 8
+/* The number's text when v is such a string, else NULL. */
+const char *proto_big_number(const json_t *v);
+
 /* Validate `v` against `t`; `path` names v ("params"). Returns true when
  * valid, else false with the first violation in *out. */
 bool proto_validate(const proto_type *t, const json_t *v, const char *path, proto_violation *out);
@@ -106,6 +117,8 @@ bool proto_validate(const proto_type *t, const json_t *v, const char *path, prot
 /* Emitters: return 0 or a negative errno; *err_path names what failed. */
 int proto_write_json_schema(const char *dir);
 int proto_write_typescript(const char *dir);
+/* DIR/reference.md: the contract's method and type reference (markdown.c). */
+int proto_write_markdown(const char *dir);
 
 /* Shared named types, for code that builds these values. */
 extern const proto_type proto_t_sandbox_policy;

@@ -38,6 +38,20 @@ static void set_type(json_t *o, const char *type, bool nullable) {
     json_object_set_new(o, "type", json_string(type));
 }
 
+/* An optional field given as null means absent (docs/protocol.md): its
+ * schema accepts null too. */
+static json_t *or_null(json_t *fs) {
+  json_t *type = json_object_get(fs, "type");
+  if (json_is_string(type)) {
+    json_object_set_new(fs, "type", json_pack("[s,s]", json_string_value(type), "null"));
+    json_t *e = json_object_get(fs, "enum");
+    if (e)
+      json_array_append_new(e, json_null());
+    return fs;
+  }
+  return json_pack("{s:[o,{s:s}]}", "anyOf", fs, "type", "null");
+}
+
 static json_t *object_schema(const proto_type *t) {
   json_t *o = json_object();
   set_type(o, "object", t->nullable);
@@ -45,6 +59,8 @@ static json_t *object_schema(const proto_type *t) {
   json_t *req = json_array();
   for (const proto_field *f = t->fields; f->name; f++) {
     json_t *fs = use_of(f->type);
+    if (!f->required && !f->type->nullable)
+      fs = or_null(fs);
     if (f->desc)
       json_object_set_new(fs, "description", json_string(f->desc));
     json_object_set_new(props, f->name, fs);

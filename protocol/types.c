@@ -44,18 +44,21 @@ static const proto_type t_abs_path = {.kind = PK_STRING,
                                       .expected = "absolute path",
                                       .desc = "An absolute path."};
 static const proto_type t_base64 = {.kind = PK_STRING,
-                                    .pattern = "^[A-Za-z0-9+/]*={0,2}$",
+                                    .pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
                                     .check = check_base64,
                                     .expected = "base64 string",
-                                    .desc = "Standard base64 (RFC 4648, with padding)."};
+                                    .desc = "Standard base64 (RFC 4648) with padding: a multiple of 4 characters, '=' only as the last one or two."};
 static const proto_type t_process_id = {
     .kind = PK_STRING,
     .name = "ProcessId",
     .min_len = 1,
     .max_len = 256,
     .expected = "process id (1..256 characters)",
-    .desc = "Chosen by the client; unique among this connection's live processes (an exited one that is still retained for process/read is released by a new spawn with its id)."};
+    .desc = "Chosen by the client; unique among this connection's live processes (an exited one that is still retained for process/read is released by a new spawn with its id). Its length is counted in characters (Unicode code points), not bytes. Known from the moment its spawn is accepted: requests for it sent before the spawn is answered wait for the spawn."};
 static const proto_type t_string_list = {.kind = PK_ARRAY, .items = &t_string};
+static const proto_type t_warnings = {
+    .kind = PK_ARRAY, .items = &t_string,
+    .desc = "What could not be checked or applied, in words (e.g. a cwd that does not exist)."};
 static const proto_type t_abs_path_list = {.kind = PK_ARRAY, .items = &t_abs_path};
 static const proto_type t_empty = {.kind = PK_EMPTY, .name = "EmptyResult",
                                    .desc = "An empty object."};
@@ -305,8 +308,7 @@ FIELDS(f_read_result, {"chunks", &t_chunks, true, NULL},
 OBJECT(t_read_result, f_read_result, .name = "ProcessReadResult",
        .desc = "Chunks older than the retained ring (--retain-bytes) are gone.");
 FIELDS(f_release, {"processId", &t_process_id, true, NULL});
-OBJECT(t_release_params, f_release, .name = "ProcessReleaseParams",
-       .desc = "Forget a process; a running one is killed first.");
+OBJECT(t_release_params, f_release, .name = "ProcessReleaseParams");
 FIELDS(f_proc_info, {"processId", &t_process_id, true, NULL}, {"pid", &t_uint, true, NULL},
        {"argv", &t_string_list, true, NULL}, {"tty", &t_bool, true, NULL},
        {"running", &t_bool, true, NULL}, {"startedAtMs", &t_uint, true, "Unix epoch ms."});
@@ -332,7 +334,8 @@ FIELDS(f_resolve, {"sandbox", &proto_t_sandbox_policy, true, NULL},
 OBJECT(t_resolve_params, f_resolve, .name = "PolicyResolveParams");
 FIELDS(f_resolve_result, {"plan", &t_plan, true, NULL},
        {"legacyEquivalent", &t_bool, true, NULL}, {"enforceable", &t_bool, true, NULL},
-       {"reason", &t_string, false, "Why the plan is not enforceable here."});
+       {"reason", &t_string, false, "Why the plan is not enforceable here."},
+       {"warnings", &t_warnings, false, NULL});
 OBJECT(t_resolve_result, f_resolve_result, .name = "PolicyResolveResult");
 FIELDS(f_transform, {"sandbox", &proto_t_sandbox_policy, true, NULL},
        {"cwd", &t_abs_path, true, NULL}, {"to", &t_transform_to, true, NULL});
@@ -346,7 +349,9 @@ FIELDS(f_readiness, {"status", &t_readiness, true, NULL},
        {"setupVersion", &t_uint, true, "The setup version this server writes."},
        {"features", &t_features, true, NULL});
 OBJECT(t_readiness_result, f_readiness, .name = "SandboxReadinessResult");
-FIELDS(f_setup, {"cwd", &t_abs_path, false, NULL});
+FIELDS(f_setup, {"cwd", &t_abs_path, false,
+                 "The workspace to prepare. A setup asked for while one runs is queued with its "
+                 "own cwd."});
 OBJECT(t_setup_params, f_setup, .name = "SandboxSetupParams");
 static const proto_type t_true = {.kind = PK_BOOL, .desc = "Always true."};
 FIELDS(f_setup_result, {"started", &t_true, true, NULL});
@@ -363,7 +368,7 @@ FIELDS(f_refresh, {"cwd", &t_abs_path, true, NULL},
        {"sandbox", &proto_t_sandbox_policy, true, NULL});
 OBJECT(t_refresh_params, f_refresh, .name = "SandboxRefreshParams");
 FIELDS(f_refresh_result, {"changes", &t_string_list, true, NULL},
-       {"warnings", &t_string_list, true, NULL});
+       {"warnings", &t_warnings, true, NULL});
 OBJECT(t_refresh_result, f_refresh_result, .name = "SandboxRefreshResult");
 
 /* ---- network ---- */
@@ -414,7 +419,8 @@ const proto_method proto_methods[] = {
      "First request; any other request before it gets -32600. A second one gets -32600."},
     {"initialized", PD_CLIENT_NOTIFICATION, NULL, NULL, "Sent by the client after initialize."},
     {"shutdown", PD_CLIENT_REQUEST, NULL, &t_empty,
-     "Terminates every process (TERM, then KILL after the grace), answers, and exits 0."},
+     "Terminates every process (TERM, then KILL after the grace), answers, and exits 0. Always "
+     "answered: also before initialize, never -32001, and a second one too."},
     {"process/spawn", PD_CLIENT_REQUEST, &t_spawn_params, &t_spawn_result,
      "Start a command. Setup or exec failures answer -32004 (data.errno, data.syscall); a sandbox "
      "that cannot be enforced answers -32003 (data.reason)."},
@@ -426,7 +432,10 @@ const proto_method proto_methods[] = {
      "The signal goes to the process group; KILL follows after graceMs."},
     {"process/read", PD_CLIENT_REQUEST, &t_read_params, &t_read_result,
      "Replay retained output, long-polling up to waitMs."},
-    {"process/release", PD_CLIENT_REQUEST, &t_release_params, &t_empty, NULL},
+    {"process/release", PD_CLIENT_REQUEST, &t_release_params, &t_empty,
+     "Forget a process. A running one is killed (KILL to its group), its further output is "
+     "dropped, process/exited is still sent and this is answered after it. An exited one is "
+     "forgotten at once. Released already or unknown: -32002."},
     {"process/list", PD_CLIENT_REQUEST, NULL, &t_list_result, NULL},
     {"process/output", PD_SERVER_NOTIFICATION, &t_output_notif, NULL, NULL},
     {"process/exited", PD_SERVER_NOTIFICATION, &t_exited_notif, NULL, NULL},

@@ -87,6 +87,8 @@ static void emit_type(ts_file *tf, const proto_type *t, int indent, bool top) {
       doc_comment(f, fl->desc ? fl->desc : (fl->type->name ? NULL : fl->type->desc), indent + 2);
       fprintf(f, "%*s%s%s: ", indent + 2, "", fl->name, fl->required ? "" : "?");
       emit_use(tf, fl->type, indent + 2);
+      if (!fl->required && !fl->type->nullable)
+        fputs(" | null", f); /* null for an optional field means absent */
       fputs(";\n", f);
     }
     fprintf(f, "%*s}", indent, "");
@@ -231,7 +233,13 @@ int proto_write_typescript(const char *dir) {
         "export interface ServerRequests {\n",
         f);
   map_entries(f, PD_SERVER_REQUEST, true);
-  fputs("}\n", f);
+  fputs("}\n\n/** Methods that are requests: the server refuses them without an id. */\n"
+        "export const CLIENT_REQUEST_METHODS: ReadonlyArray<keyof ClientRequests> = [\n",
+        f);
+  for (const proto_method *m = proto_methods; m->name; m++)
+    if (m->dir == PD_CLIENT_REQUEST)
+      fprintf(f, "  \"%s\",\n", m->name);
+  fputs("];\n", f);
   fclose(f);
   if (rc == 0)
     rc = emit_write_text(dir, "index.ts", idx, idx_len);

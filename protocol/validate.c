@@ -144,9 +144,22 @@ static bool validate_object(const proto_type *t, const json_t *v, const char *pa
   return true;
 }
 
+const char *proto_big_number(const json_t *v) {
+  if (!json_is_string(v) || json_string_length(v) <= PROTO_BIG_NUMBER_PREFIX_LEN ||
+      memcmp(json_string_value(v), PROTO_BIG_NUMBER_PREFIX, PROTO_BIG_NUMBER_PREFIX_LEN) != 0)
+    return NULL;
+  return json_string_value(v) + PROTO_BIG_NUMBER_PREFIX_LEN;
+}
+
 static bool validate(const proto_type *t, const json_t *v, const char *path, proto_violation *out) {
   if (json_is_null(v) && t->nullable)
     return true;
+  const char *big = proto_big_number(v);
+  if (big && t->kind != PK_ANY) {
+    char num[64];
+    snprintf(num, sizeof num, "%.40s%s", big, strlen(big) > 40 ? "..." : "");
+    return fail(out, path, t, "the number %s (out of range)", num);
+  }
   switch (t->kind) {
   case PK_ANY: return true;
   case PK_BOOL:
@@ -171,9 +184,13 @@ static bool validate(const proto_type *t, const json_t *v, const char *path, pro
     size_t n = json_string_length(v);
     if (strlen(s) != n)
       return fail(out, path, t, "%s", "a string containing NUL");
-    if (n < t->min_len || (t->max_len && n > t->max_len)) {
+    /* Lengths in characters (code points), as JSON Schema counts them. */
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+      chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (chars < t->min_len || (t->max_len && chars > t->max_len)) {
       char num[48];
-      snprintf(num, sizeof num, "a string of %zu characters", n);
+      snprintf(num, sizeof num, "a string of %zu characters", chars);
       return fail(out, path, t, "%s", num);
     }
     if (t->enum_values) {

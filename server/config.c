@@ -48,28 +48,34 @@ int config_load_file(warden_config *c, const char *path, char *err, size_t errle
   }
   const char *key;
   json_t *v;
-  long long n;
+  long long n = 0; /* set by get_size, and read only when it succeeded */
   json_object_foreach(root, key, v) {
     if (rc)
       break;
     if (strcmp(key, "maxLineBytes") == 0) {
       rc = get_size(path, key, v, 64, 1LL << 30, &n, err, errlen);
-      c->max_line_bytes = (size_t)n;
+      if (rc == 0)
+        c->max_line_bytes = (size_t)n;
     } else if (strcmp(key, "retainBytes") == 0) {
       rc = get_size(path, key, v, 0, 1LL << 30, &n, err, errlen);
-      c->retain_bytes = (size_t)n;
+      if (rc == 0)
+        c->retain_bytes = (size_t)n;
     } else if (strcmp(key, "maxInflight") == 0) {
       rc = get_size(path, key, v, 1, 1 << 20, &n, err, errlen);
-      c->max_inflight = (unsigned)n;
+      if (rc == 0)
+        c->max_inflight = (unsigned)n;
     } else if (strcmp(key, "shutdownGraceMs") == 0) {
       rc = get_size(path, key, v, 0, 600000, &n, err, errlen);
-      c->shutdown_grace_ms = (uint64_t)n;
+      if (rc == 0)
+        c->shutdown_grace_ms = (uint64_t)n;
     } else if (strcmp(key, "approvalTimeoutMs") == 0) {
       rc = get_size(path, key, v, 1, 3600000, &n, err, errlen);
-      c->call_timeout_ms = (uint64_t)n;
+      if (rc == 0)
+        c->call_timeout_ms = (uint64_t)n;
     } else if (strcmp(key, "outputHighWaterBytes") == 0) {
       rc = get_size(path, key, v, 65536, 1LL << 30, &n, err, errlen);
-      c->out_high_water = (size_t)n;
+      if (rc == 0)
+        c->out_high_water = (size_t)n;
     } else if (strcmp(key, "stateDir") == 0) {
       if (!json_is_string(v) || json_string_value(v)[0] != '/') {
         snprintf(err, errlen, "%s: \"stateDir\" must be an absolute path", path);

@@ -47,8 +47,53 @@ static void shrink(framing *f) {
   f->len = 0;
 }
 
+static int park(framing *f, const char *data, size_t len) {
+  if (!len)
+    return 0;
+  if (f->parked_len + len > f->parked_cap) {
+    size_t cap = f->parked_cap ? f->parked_cap : 4096;
+    while (cap < f->parked_len + len)
+      cap *= 2;
+    char *nb = realloc(f->parked, cap);
+    if (!nb)
+      return -ENOMEM;
+    f->parked = nb;
+    f->parked_cap = cap;
+  }
+  memcpy(f->parked + f->parked_len, data, len);
+  f->parked_len += len;
+  return 0;
+}
+
+void framing_pause(framing *f) { f->paused = 1; }
+size_t framing_parked(const framing *f) { return f->parked_len; }
+
+static int frame(framing *f, const char *data, size_t len);
+
 int framing_feed(framing *f, const char *data, size_t len) {
+  if (f->paused)
+    return park(f, data, len);
+  return frame(f, data, len);
+}
+
+int framing_resume(framing *f) {
+  f->paused = 0;
+  if (!f->parked_len)
+    return 0;
+  /* Take the parked bytes: what pauses again parks into a fresh buffer. */
+  char *data = f->parked;
+  size_t len = f->parked_len;
+  f->parked = NULL;
+  f->parked_len = f->parked_cap = 0;
+  int rc = frame(f, data, len);
+  free(data);
+  return rc;
+}
+
+static int frame(framing *f, const char *data, size_t len) {
   while (len) {
+    if (f->paused)
+      return park(f, data, len);
     const char *nl = memchr(data, '\n', len);
     size_t seg = nl ? (size_t)(nl - data) : len;
     if (f->skipping) {
@@ -97,6 +142,9 @@ void framing_finish(framing *f) {
 }
 
 void framing_free(framing *f) {
+  free(f->parked);
+  f->parked = NULL;
+  f->parked_len = f->parked_cap = 0;
   free(f->buf);
   f->buf = NULL;
   f->len = f->cap = 0;

@@ -18,6 +18,7 @@ static const char usage[] =
     "usage: warden [options]                 serve JSON-RPC on stdin/stdout\n"
     "       warden generate-json-schema --out DIR\n"
     "       warden generate-ts --out DIR\n"
+    "       warden generate-docs --out DIR   (DIR/reference.md)\n"
     "       warden run [--sandbox JSON] [--cwd DIR] -- CMD [ARG...]\n"
     "\n"
     "options:\n"
@@ -194,7 +195,7 @@ static int serve(warden_server *s) {
       .max_line_bytes = s->cfg.max_line_bytes,
       .high_water = s->cfg.out_high_water,
       .low_water = s->cfg.out_high_water / 4,
-      .input_stop = s->cfg.out_high_water * 16,
+      .input_stop = s->cfg.out_high_water * 4, /* replies are bounded too (docs/protocol.md) */
       .arg = s,
       .on_line = on_line,
       .on_oversize = on_oversize,
@@ -268,6 +269,8 @@ int main(int argc, char **argv) {
     return generate(argc, argv, proto_write_json_schema);
   if (argc > 1 && strcmp(argv[1], "generate-ts") == 0)
     return generate(argc, argv, proto_write_typescript);
+  if (argc > 1 && strcmp(argv[1], "generate-docs") == 0)
+    return generate(argc, argv, proto_write_markdown);
 
   warden_server s;
   memset(&s, 0, sizeof s);

@@ -3,6 +3,8 @@
 #include "protocol/protocol.h"
 #include "server/log.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,7 +240,9 @@ static const rpc_handler *find_handler(const rpc *r, const char *method) {
 }
 
 static void dispatch_request(rpc *r, json_t *id, const char *method, json_t *params) {
-  if (!r->initialized && strcmp(method, "initialize") != 0) {
+  /* shutdown is always answered: before initialize too, and never -32001. */
+  bool always = strcmp(method, "shutdown") == 0;
+  if (!r->initialized && strcmp(method, "initialize") != 0 && !always) {
     send_error(r, id, RPC_INVALID_REQUEST, "not initialized: send initialize first", NULL);
     return;
   }
@@ -273,7 +277,7 @@ static void dispatch_request(rpc *r, json_t *id, const char *method, json_t *par
     json_decref(p);
     return;
   }
-  if (r->inflight >= r->o.max_inflight) {
+  if (r->inflight >= r->o.max_inflight && !always) {
     send_error(r, id, RPC_OVERLOADED, "overloaded: too many requests in flight, retry later",
                json_pack("{s:i}", "maxInflight", r->o.max_inflight));
     json_decref(p);
@@ -293,6 +297,140 @@ static void dispatch_request(rpc *r, json_t *id, const char *method, json_t *par
   json_decref(p);
 }
 
+/* ---- parsing: valid JSON is never a parse error ---- */
+
+#define PARSE_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
+
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Can jansson hold this number token? Integers must fit 64 bits, reals a
+ * double (jansson refuses overflow, not underflow). */
+static bool number_fits(const char *tok, size_t n) {
+  char buf[512];
+  if (n >= sizeof buf)
+    return false;
+  memcpy(buf, tok, n);
+  buf[n] = '\0';
+  errno = 0;
+  if (!memchr(tok, '.', n) && !memchr(tok, 'e', n) && !memchr(tok, 'E', n)) {
+    (void)strtoll(buf, NULL, 10);
+    return errno != ERANGE;
+  }
+  double d = strtod(buf, NULL);
+  return !(errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL));
+}
+
+/* A copy of a line that jansson refused only for what it cannot represent:
+ * numbers it cannot hold become PROTO_BIG_NUMBER_PREFIX strings (the
+ * validator names them), and \u0000 in object keys becomes the six
+ * characters "\u0000" (an unknown field the validator names). Strings are
+ * copied as they are. NULL on ENOMEM or when the line is too big to grow. */
+static char *rewrite_unrepresentable(const char *line, size_t len, size_t *out_len) {
+  size_t cap = len * 2 + 64, o = 0;
+  if (len > ((size_t)1 << 30))
+    return NULL;
+  char *out = malloc(cap);
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < len;) {
+    /* worst growth of one step: a number token of n bytes -> n + 16 */
+    char c = line[i];
+    if (c == '"') {
+      size_t j = i + 1;
+      while (j < len && line[j] != '"')
+        j += line[j] == '\\' ? 2 : 1;
+      j = j < len ? j + 1 : len;
+      size_t k = j;
+      while (k < len && is_ws(line[k]))
+        k++;
+      bool key = k < len && line[k] == ':';
+      for (size_t x = i; x < j; x++) {
+        if (o + 8 > cap)
+          goto grow_fail;
+        if (key && line[x] == '\\' && x + 5 < j && memcmp(line + x + 1, "u0000", 5) == 0) {
+          memcpy(out + o, "\\\\u0000", 7); /* the JSON text \\u0000 */
+          o += 7;
+          x += 5;
+          continue;
+        }
+        if (line[x] == '\\' && x + 1 < j) {
+          out[o++] = line[x++];
+        }
+        out[o++] = line[x];
+      }
+      i = j;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t j = i;
+      while (j < len && (line[j] == '-' || line[j] == '+' || line[j] == '.' || line[j] == 'e' ||
+                         line[j] == 'E' || (line[j] >= '0' && line[j] <= '9')))
+        j++;
+      if (o + (j - i) + 16 > cap)
+        goto grow_fail;
+      if (number_fits(line + i, j - i)) {
+        memcpy(out + o, line + i, j - i);
+        o += j - i;
+      } else {
+        memcpy(out + o, "\"\\u0000number:", 14);
+        o += 14;
+        memcpy(out + o, line + i, j - i);
+        o += j - i;
+        out[o++] = '"';
+      }
+      i = j;
+    } else {
+      if (o + 1 > cap)
+        goto grow_fail;
+      out[o++] = c;
+      i++;
+    }
+  }
+  *out_len = o;
+  return out;
+grow_fail:
+  free(out);
+  return NULL;
+}
+
+static json_t *parse_line(const char *line, size_t len, json_error_t *jerr) {
+  json_t *msg = json_loadb(line, len, PARSE_FLAGS, jerr);
+  if (msg)
+    return msg;
+  enum json_error_code code = json_error_code(jerr);
+  if (code != json_error_numeric_overflow && code != json_error_null_byte_in_key)
+    return NULL;
+  size_t n;
+  char *fixed = rewrite_unrepresentable(line, len, &n);
+  if (!fixed)
+    return NULL;
+  json_error_t jerr2;
+  msg = json_loadb(fixed, n, PARSE_FLAGS, &jerr2);
+  free(fixed);
+  return msg;
+}
+
+/* A string member the dispatcher compares as a C string: NUL inside would
+ * make "process/list\u0000x" look like "process/list". */
+static bool plain_string(const json_t *v) {
+  return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/* A message without an id. Only client notifications go unanswered; a
+ * request sent without an id is refused rather than run with its answer
+ * thrown away, and an unknown one is named: nothing is dropped silently. */
+static void handle_notification(rpc *r, const char *method, json_t *params) {
+  char m[200];
+  if (proto_method_find(method, PD_CLIENT_NOTIFICATION)) {
+    if (r->o.on_notification)
+      r->o.on_notification(r->o.server, method, params);
+  } else if (proto_method_find(method, PD_CLIENT_REQUEST)) {
+    snprintf(m, sizeof m, "invalid request: \"%.100s\" is a request and needs an id", method);
+    send_error(r, NULL, RPC_INVALID_REQUEST, m, json_pack("{s:s}", "method", method));
+  } else {
+    snprintf(m, sizeof m, "method not found: %.100s (sent as a notification)", method);
+    send_error(r, NULL, RPC_METHOD_NOT_FOUND, m, json_pack("{s:s}", "method", method));
+  }
+}
+
 void rpc_handle_line(rpc *r, const char *line, size_t len) {
   size_t i = 0;
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
@@ -300,7 +438,7 @@ void rpc_handle_line(rpc *r, const char *line, size_t len) {
   if (i == len)
     return; /* blank line: nothing to answer */
   json_error_t jerr;
-  json_t *msg = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
+  json_t *msg = parse_line(line, len, &jerr);
   if (!msg) {
     char m[300];
     snprintf(m, sizeof m, "parse error: %s at column %d", jerr.text, jerr.column);
@@ -308,18 +446,21 @@ void rpc_handle_line(rpc *r, const char *line, size_t len) {
     return;
   }
   if (!json_is_object(msg)) {
-    send_error(r, NULL, RPC_INVALID_REQUEST,
-               json_is_array(msg) ? "invalid request: batches are not supported"
-                                  : "invalid request: expected a JSON object",
-               NULL);
+    /* Batches are refused as a whole (docs/protocol.md says why). */
+    if (json_is_array(msg))
+      send_error(r, NULL, RPC_INVALID_REQUEST,
+                 "invalid request: batches are not supported; send one message per line",
+                 json_pack("{s:b}", "batch", 1));
+    else
+      send_error(r, NULL, RPC_INVALID_REQUEST, "invalid request: expected a JSON object", NULL);
     json_decref(msg);
     return;
   }
   json_t *id = json_object_get(msg, "id");
   json_t *method = json_object_get(msg, "method");
   json_t *ver = json_object_get(msg, "jsonrpc");
-  bool id_ok = id && (json_is_string(id) || json_is_integer(id));
-  if (ver && !(json_is_string(ver) && strcmp(json_string_value(ver), "2.0") == 0)) {
+  bool id_ok = id && ((json_is_string(id) && !proto_big_number(id)) || json_is_integer(id));
+  if (ver && !(plain_string(ver) && strcmp(json_string_value(ver), "2.0") == 0)) {
     send_error(r, id_ok ? id : NULL, RPC_INVALID_REQUEST,
                "invalid request: jsonrpc must be \"2.0\" when present", NULL);
   } else if (method) {
@@ -328,12 +469,14 @@ void rpc_handle_line(rpc *r, const char *line, size_t len) {
                  "invalid request: method must be a string", NULL);
     } else if (id && !id_ok) {
       send_error(r, NULL, RPC_INVALID_REQUEST,
-                 "invalid request: id must be a string or an integer", NULL);
+                 "invalid request: id must be a string or an integer (of at most 64 bits)", NULL);
+    } else if (!plain_string(method)) {
+      send_error(r, id, RPC_METHOD_NOT_FOUND, "method not found: the name contains NUL",
+                 json_pack("{s:O}", "method", method));
     } else if (id) {
       dispatch_request(r, id, json_string_value(method), json_object_get(msg, "params"));
-    } else if (r->o.on_notification) {
-      r->o.on_notification(r->o.server, json_string_value(method),
-                           json_object_get(msg, "params"));
+    } else {
+      handle_notification(r, json_string_value(method), json_object_get(msg, "params"));
     }
   } else if (id && (json_object_get(msg, "result") || json_object_get(msg, "error"))) {
     handle_response(r, msg, id);

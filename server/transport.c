@@ -34,6 +34,7 @@ struct transport {
   bool in_reading;  /* a read is started (stream) or outstanding (file) */
   bool in_paused;   /* stopped because the output queue is full */
   bool in_eof;
+  bool eof_pending; /* stdin ended while lines were parked: report after them */
   int64_t in_offset;
   char *in_buf;
   /* output */
@@ -65,6 +66,12 @@ static void input_ended(transport *t) {
   if (t->in_eof)
     return;
   t->in_eof = true;
+  if (t->in_paused || framing_parked(&t->fr)) {
+    /* Requests read before the end wait for the queue to drain; the end is
+     * reported after them (check_marks). */
+    t->eof_pending = true;
+    return;
+  }
   framing_finish(&t->fr);
   t->o.on_eof(t->o.arg);
 }
@@ -148,6 +155,8 @@ static void input_start(transport *t) {
 
 static void input_pause(transport *t) {
   t->in_paused = true;
+  /* Also the lines already read: the rest of this read waits, parked. */
+  framing_pause(&t->fr);
   if (t->in_is_stream && t->in_reading) {
     uv_read_stop(&t->in.stream);
     t->in_reading = false;
@@ -185,7 +194,21 @@ static void check_marks(transport *t) {
     }
     if (t->in_paused) {
       t->in_paused = false;
-      input_start(t);
+      if (framing_resume(&t->fr) < 0) {
+        LOGE("transport", "out of memory buffering lines from stdin");
+        transport_stop_input(t);
+        t->eof_pending = false;
+        t->o.on_eof(t->o.arg);
+      } else if (!t->in_paused) {
+        /* Everything parked is delivered (nothing paused it again). */
+        if (t->eof_pending) {
+          t->eof_pending = false;
+          framing_finish(&t->fr);
+          t->o.on_eof(t->o.arg);
+        } else {
+          input_start(t);
+        }
+      }
     }
   }
   if (t->queued == 0 && t->flush_done) {

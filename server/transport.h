@@ -7,8 +7,10 @@
  * above `high_water` on_pressure(arg, 1) is called (the server stops reading
  * children's output), below `low_water` on_pressure(arg, 0). Above
  * `input_stop` the transport also stops reading stdin until the queue drains
- * below `low_water`, so a client that never reads cannot grow memory without
- * bound.
+ * below `low_water`, and the lines already read from stdin but not yet
+ * delivered wait (parked in the framer, in order): a client that never reads
+ * cannot grow memory past input_stop plus one read and the last reply,
+ * whatever it sends. End of stdin is reported after the parked lines.
  *
  * Ownership: the transport owns every queued buffer.
  */

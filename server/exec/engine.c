@@ -36,7 +36,9 @@ int exec_engine_new(uv_loop_t *loop, const exec_engine_opts *opts, const exec_ca
   e->loop = loop;
   if (cb)
     e->cb = *cb;
-  e->retain_bytes = opts && opts->retain_bytes ? opts->retain_bytes : EXEC_DEFAULT_RETAIN_BYTES;
+  e->retain_bytes = opts && opts->retain_none    ? 0
+                    : opts && opts->retain_bytes ? opts->retain_bytes
+                                                 : EXEC_DEFAULT_RETAIN_BYTES;
   e->retain_exited_ms =
       opts && opts->retain_exited_ms ? opts->retain_exited_ms : EXEC_DEFAULT_RETAIN_EXITED_MS;
   e->scratch = malloc(EXEC_CHUNK_MAX);

@@ -20,7 +20,17 @@
  *
  * Errors: 0 or a negative errno. Ownership: the engine owns every exec_proc;
  * a proc stays valid until exec_proc_release() or the retention timer (60 s
- * after exit) frees it, or until exec_engine_close().
+ * after exit) frees it, or until exec_engine_free().
+ *
+ * What the caller hands over and gets back: exec_spawn copies argv, envp,
+ * the id and cwd; it borrows `sandbox` and never frees it. The caller owns
+ * `user` and the data slot and must keep `sandbox` alive until the engine
+ * reports the end of the process, which it does exactly once for every spawn
+ * that returned 0: on_spawned with an error, or on_exit (also for a process
+ * released while running). After that callback returns the engine touches
+ * neither again; the callback is the place to free them. The one exception
+ * is exec_engine_free(), which calls nothing back: the caller frees what the
+ * engine had not reported yet after it.
  */
 #ifndef WARDEN_EXEC_H
 #define WARDEN_EXEC_H
@@ -66,12 +76,15 @@ typedef struct exec_callbacks {
    * on the last chunk delivered for a stream that hit outputBytesCap. */
   void (*on_output)(void *ctx, exec_proc *proc, uint64_t seq, exec_stream stream,
                     const uint8_t *data, size_t len, bool cap_reached);
-  /* The process exited and all its output has been delivered. */
+  /* The process exited and all its output has been delivered (for a
+   * released process: all its output up to the release). Called exactly once
+   * for every process whose on_spawned reported success. */
   void (*on_exit)(void *ctx, exec_proc *proc, uint64_t seq, const exec_exit_info *info);
 } exec_callbacks;
 
 typedef struct exec_engine_opts {
-  size_t retain_bytes;       /* ring per process for exec_proc_read (default 1 MiB) */
+  size_t retain_bytes;       /* ring per process for exec_proc_read (0: the default 1 MiB) */
+  bool retain_none;          /* keep no output at all: every exec_proc_read is empty */
   uint64_t retain_exited_ms; /* how long an exited proc is kept (default 60000) */
 } exec_engine_opts;
 
@@ -99,7 +112,8 @@ typedef struct exec_spawn_opts {
   bool stream_stdin;          /* pipes only: keep stdin open for writes */
   int64_t output_cap;         /* per-stream cap on delivered bytes, <0: none */
   int64_t timeout_ms;         /* <0: none */
-  const struct sandbox_spec *sandbox; /* NULL: no sandbox; borrowed until on_exit/failure */
+  const struct sandbox_spec *sandbox; /* NULL: no sandbox; borrowed until on_exit or
+                                       * on_spawned(err) returns (see above) */
   void *user;                 /* passed back to on_spawned */
 } exec_spawn_opts;
 
@@ -145,7 +159,10 @@ typedef void (*exec_chunk_fn)(void *arg, uint64_t seq, exec_stream stream, const
 void exec_proc_read(const exec_proc *p, uint64_t after_seq, size_t max_bytes, exec_chunk_fn fn,
                     void *arg);
 
-/* Forget an exited process (kills it first if still running). */
+/* Forget a process. Exited: freed now (the data slot is not used again).
+ * Running: killed (KILL to its group); its further output is dropped, on_exit
+ * is still called once it is reaped, and then it is freed. It is not found by
+ * exec_engine_find() from this call on. */
 void exec_proc_release(exec_proc *p);
 
 /* Signal names without SIG ("KILL") and back; NULL/0 when unknown. */

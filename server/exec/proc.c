@@ -75,7 +75,7 @@ void exec_proc_on_started(exec_proc *p, pid_t child_pid) {
   p->state = EXEC_RUNNING;
   if (p->timeout_ms >= 0)
     uv_timer_start(&p->t_timeout, on_timer, (uint64_t)p->timeout_ms, 0);
-  if (!p->released && e->cb.on_spawned)
+  if (e->cb.on_spawned)
     e->cb.on_spawned(e->cb.ctx, p, p->user, NULL);
   if (p->closing)
     return;
@@ -140,7 +140,9 @@ static void deliver_exit(exec_proc *p) {
   uint64_t seq = p->next_seq++;
   if (e->cb.on_exit)
     e->cb.on_exit(e->cb.ctx, p, seq, &p->info);
-  if (!p->closing)
+  if (p->released)
+    exec_proc_close(p); /* released while running: reported, not retained */
+  else if (!p->closing)
     uv_timer_start(&p->t_timeout, on_timer, e->retain_exited_ms, 0);
 }
 
@@ -160,7 +162,7 @@ void exec_proc_check_done(exec_proc *p) {
     p->state = EXEC_DEAD;
     close_fds(p);
     cleanup_sandbox(p);
-    if (!p->released && e->cb.on_spawned)
+    if (e->cb.on_spawned)
       e->cb.on_spawned(e->cb.ctx, p, p->user, &p->err);
     exec_proc_close(p);
     return;
@@ -175,10 +177,8 @@ void exec_proc_check_done(exec_proc *p) {
     p->info.duration_ms = (uv_hrtime() - p->spawn_hr) / 1000000u;
   }
   if (p->released) {
-    p->state = EXEC_DEAD;
-    close_fds(p);
-    cleanup_sandbox(p);
-    exec_proc_close(p);
+    /* Its output is dropped from the release on: do not wait for EOF. */
+    deliver_exit(p);
     return;
   }
   if (p->fds[EXEC_FD_OUT].reading || p->fds[EXEC_FD_ERR].reading) {
@@ -295,12 +295,14 @@ void exec_proc_release(exec_proc *p) {
   if (!p || p->released || p->closing)
     return;
   p->released = true;
-  p->data = NULL;
   if (p->state == EXEC_EXITED || p->state == EXEC_DEAD) {
+    p->data = NULL;
     exec_proc_close(p);
     return;
   }
-  /* Still running: kill it; it is freed once reaped, with no callbacks. */
+  /* Still running: kill it; on_exit still comes (no more on_output), then it
+   * is freed. Still spawning: its supervisor is killed and on_spawned reports
+   * how the start ended. */
   exec_proc_kill_hard(p);
   exec_proc_check_done(p);
 }

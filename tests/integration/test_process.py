@@ -354,6 +354,81 @@ def test_slow_client_loses_nothing_and_memory_bounded():
     assert p.wait(30) == 0
 
 
+def test_replies_bounded_when_client_stops_reading():
+    """Thousands of process/read requests for a full 1 MiB ring while the
+    client does not read stdout: the server stops reading stdin, parks what
+    it already read, and its RSS stays bounded; once the client reads, every
+    request is answered exactly once."""
+    n = 1000  # each answer is ~1.4 MB: about 1.4 GB if replies were unbounded
+    env = dict(os.environ)
+    # ASan keeps freed memory in a quarantine (256 MB by default): keep it small
+    # so that what is measured is what the server holds.
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"
+    p = subprocess.Popen([WARDEN_BIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env)
+    out = []
+
+    def send(m):
+        p.stdin.write((json.dumps(m) + "\n").encode())
+        p.stdin.flush()
+
+    def read_until(pred):
+        for raw in p.stdout:
+            msg = json.loads(raw)
+            out.append(msg)
+            if pred(msg):
+                return msg
+        raise AssertionError("stdout ended")
+
+    try:
+        send({"id": "init", "method": "initialize", "params": {"clientInfo": {"name": "slow"}}})
+        # Still running at the end, so it is not released by the retention timer.
+        send({"id": "spawn", "method": "process/spawn", "params": {
+            "processId": "full", "argv": ["sh", "-c", "head -c %d /dev/zero; echo; sleep 600" % (2 << 20)],
+            "sandbox": FULL}})
+        got = [0]
+
+        def full(m):
+            if m.get("method") == "process/output":
+                got[0] += len(base64.b64decode(m["params"]["deltaBase64"]))
+            return got[0] > 2 << 20
+        read_until(full)
+        base = rss_kib(p.pid)
+        payload = "".join(json.dumps({"id": i, "method": "process/read",
+                                      "params": {"processId": "full"}}) + "\n" for i in range(n))
+        writer = threading.Thread(target=lambda: (p.stdin.write(payload.encode()), p.stdin.flush()))
+        writer.start()
+        # Not reading: sample the server's RSS until it stops growing.
+        peak, last_growth = base, time.time()
+        while time.time() - last_growth < 3.0:
+            rss = rss_kib(p.pid)
+            if rss > peak:
+                peak, last_growth = rss, time.time()
+            if peak - base > 400 * 1024:
+                break
+            time.sleep(0.05)
+        grown = peak - base
+        assert grown < 200 * 1024, "server RSS grew by %d KiB while the client was not reading" % grown
+        # Now read: every request gets exactly one answer, in order.
+        ids = []
+        while len(ids) < n:
+            m = read_until(lambda m: "id" in m)
+            if isinstance(m["id"], int):
+                assert "result" in m and len(m["result"]["chunks"]) >= 1, m.get("error")
+                ids.append(m["id"])
+        writer.join()
+        assert ids == list(range(n)), "answers missing, duplicated or out of order"
+        send({"id": "kill", "method": "process/terminate", "params": {"processId": "full",
+                                                                      "signal": "KILL"}})
+        read_until(lambda m: m.get("id") == "kill")
+        p.stdin.close()
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_disconnect_leaves_no_process():
     s = Server()
     r = spawn(s, "tree", ["sh", "-c", "sleep 300 & sleep 300 & echo started; wait"])
@@ -395,6 +470,137 @@ def test_shutdown_terminates_everything():
     assert s.proc.wait(30) == 0
     assert time.time() - t0 < 10
     assert not [k for k in kids if alive(k)]
+
+
+def raw_write(s, msgs):
+    """Send several requests in one write (pipelined); returns their ids."""
+    ids = []
+    data = ""
+    for method, params in msgs:
+        i = s.new_id()
+        ids.append(i)
+        data += json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n"
+    s.send_raw(data)
+    return ids
+
+
+def exited_before_response(s, pid, rid):
+    """process/exited for pid was written before the response to rid."""
+    key = json.dumps(rid)
+    exited_at = answer_at = None
+    with s.cond:
+        for i, line in enumerate(s.lines):
+            m = json.loads(line)
+            if m.get("method") == "process/exited" and m["params"]["processId"] == pid:
+                exited_at = i
+            if "id" in m and json.dumps(m["id"]) == key:
+                answer_at = i
+    return exited_at is not None and answer_at is not None and exited_at < answer_at
+
+
+def release_at_every_point(sandbox, user=None):
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
+        base = {"sandbox": sandbox, "cwd": d}
+        with Server(user=user) as s:
+            # 1. before the start finished: release pipelined behind its spawn
+            sp, rel = raw_write(s, [
+                ("process/spawn", dict(base, processId="early", argv=["sleep", "100"])),
+                ("process/release", {"processId": "early"})])
+            assert "result" in s.wait_response(sp), s.wait_response(sp)
+            assert s.wait_response(rel) == {"jsonrpc": "2.0", "id": rel, "result": {}}
+            assert s.wait_exit("early")["signal"] == "KILL"
+            assert exited_before_response(s, "early", rel)
+            # 2. running, with output flowing and a long-poll waiting on it
+            r = s.call("process/spawn", dict(base, processId="run", argv=[
+                "sh", "-c", "echo started; while :; do echo x; sleep 0.01; done"]))
+            # the sandboxed variant holds a real sandbox spec (the use-after-free was there)
+            assert r["sandbox"]["enforced"] == (sandbox != FULL), r
+            wait_output(s, "run", b"started")
+            poll = s.request_async("process/read", {"processId": "run", "afterSeq": 10**9,
+                                                    "waitMs": 60000})
+            rel = s.request_async("process/release", {"processId": "run"})
+            assert s.wait_response(rel)["result"] == {}
+            assert "result" in s.wait_response(poll)
+            ex = s.wait_exit("run")
+            assert ex["signal"] == "KILL" and ex["exitCode"] is None, ex
+            assert exited_before_response(s, "run", rel)
+            assert not alive(r["pid"])
+            # 3. exited, not read
+            s.call("process/spawn", dict(base, processId="done", argv=["echo", "bye"]))
+            s.wait_exit("done")
+            assert s.call("process/release", {"processId": "done"}) == {}
+            assert s.request("process/read", {"processId": "done"})["error"]["code"] == -32002
+            # 4. exited and read
+            s.call("process/spawn", dict(base, processId="read", argv=["echo", "bye"]))
+            s.wait_exit("read")
+            assert s.call("process/read", {"processId": "read"})["exited"] is True
+            assert s.call("process/release", {"processId": "read"}) == {}
+            # 5. twice: the second release names an unknown process
+            s.call("process/spawn", dict(base, processId="twice", argv=["sleep", "100"]))
+            assert s.call("process/release", {"processId": "twice"}) == {}
+            r = s.request("process/release", {"processId": "twice"})
+            assert r["error"]["code"] == -32002, r
+            # the id is free again once the release is answered
+            s.call("process/spawn", dict(base, processId="twice", argv=["true"]))
+            s.wait_for(lambda n: n.get("method") == "process/exited"
+                       and n["params"]["processId"] == "twice" and n["params"]["exitCode"] == 0)
+            # every process/exited exactly once; the server is still serving
+            exits = [n["params"]["processId"] for n in s.notifications
+                     if n.get("method") == "process/exited"]
+            assert sorted(exits) == sorted(["early", "run", "done", "read", "twice", "twice"]), exits
+            assert s.call("process/release", {"processId": "twice"}) == {}
+            assert s.call("process/list")["processes"] == []
+            assert s.call("shutdown") == {}
+            assert s.proc.wait(30) == 0, s.stderr_lines
+
+
+def test_release_at_every_point_of_life():
+    release_at_every_point(FULL)
+
+
+def test_release_at_every_point_of_life_sandboxed():
+    release_at_every_point({"type": "readOnly"})
+
+
+def test_release_at_every_point_of_life_sandboxed_unprivileged():
+    release_at_every_point({"type": "readOnly"}, user=(65534, 65534))
+
+
+def test_operations_pipelined_behind_their_spawn():
+    with Server() as s:
+        sp, w, rd, term = raw_write(s, [
+            ("process/spawn", {"processId": "cat", "argv": ["cat"], "streamStdin": True,
+                               "sandbox": FULL}),
+            ("process/write", {"processId": "cat", "deltaBase64": b64(b"hello\n")}),
+            ("process/read", {"processId": "cat", "waitMs": 10000}),
+            ("process/terminate", {"processId": "cat", "signal": "KILL"})])
+        assert "result" in s.wait_response(sp), s.wait_response(sp)
+        assert s.wait_response(w)["result"] == {"bytesWritten": 6}, s.wait_response(w)
+        assert "result" in s.wait_response(rd), s.wait_response(rd)
+        assert s.wait_response(term)["result"] == {"running": True}, s.wait_response(term)
+        s.wait_exit("cat")
+        # The spawn is answered before what waited behind it.
+        order = [json.loads(l).get("id") for l in s.lines if '"id"' in l]
+        assert order.index(sp) < min(order.index(w), order.index(rd), order.index(term)), order
+        # A second spawn of an id whose spawn is not answered yet: in use.
+        a, b = raw_write(s, [
+            ("process/spawn", {"processId": "dup", "argv": ["sleep", "5"], "sandbox": FULL}),
+            ("process/spawn", {"processId": "dup", "argv": ["true"], "sandbox": FULL})])
+        assert "result" in s.wait_response(a)
+        assert s.wait_response(b)["error"]["code"] == -32602
+        s.call("process/terminate", {"processId": "dup", "signal": "KILL"})
+        # A failing spawn: what waited behind it gets the spawn's own error.
+        sp, w, rel = raw_write(s, [
+            ("process/spawn", {"processId": "bad", "argv": ["/nonexistent/prog"], "sandbox": FULL}),
+            ("process/write", {"processId": "bad", "deltaBase64": b64(b"x")}),
+            ("process/release", {"processId": "bad"})])
+        e = s.wait_response(sp)["error"]
+        assert e["code"] == -32004, e
+        assert s.wait_response(w)["error"] == e
+        assert s.wait_response(rel)["error"] == e
+        # After the failure the id is unknown again.
+        assert s.request("process/read", {"processId": "bad"})["error"]["code"] == -32002
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 foundation, against the real binary."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -262,6 +263,222 @@ def test_server_to_client_response_for_unknown_id_is_ignored():
         s.send({"jsonrpc": "2.0", "id": 999, "result": {}})
         s.send({"jsonrpc": "2.0", "id": "x", "error": {"code": 1, "message": "m"}})
         assert "result" in s.request("process/list")
+
+
+def errors_with_null_id(s):
+    with s.cond:
+        return [json.loads(l) for l in s.lines
+                if '"error"' in l and json.loads(l).get("id") is None]
+
+
+def test_valid_json_is_never_a_parse_error():
+    with Server() as s:
+        cases = [
+            (101, '{"id":101,"method":"process/spawn","params":{"processId":"a\\u0000b",'
+                  '"argv":["true"]}}', "params.processId"),
+            (102, '{"id":102,"method":"process/spawn","params":{"processId":"p",'
+                  '"argv":["a\\u0000b"]}}', "params.argv[0]"),
+            (103, '{"id":103,"method":"process/read","params":{"processId":"x",'
+                  '"afterSeq":123456789012345678901234567890}}', "params.afterSeq"),
+            (104, '{"id":104,"method":"process/read","params":{"processId":"x",'
+                  '"waitMs":1e400}}', "params.waitMs"),
+            (105, '{"id":105,"method":"process/read","params":{"processId":"x",'
+                  '"maxBytes":-1e400}}', "params.maxBytes"),
+            (106, '{"id":106,"method":"process/list","params":{"a\\u0000b":1}}', None),
+            ("s\u00e9", '{"id":"s\\u00e9","method":"process/read","params":{"processId":"x",'
+                        '"afterSeq":99999999999999999999}}', "params.afterSeq"),
+        ]
+        for rid, line, path in cases:
+            s.send_raw(line + "\n")
+            e = s.wait_response(rid)["error"]
+            assert e["code"] == -32602, (line, e)
+            if path:
+                assert e["data"]["path"] == path, (line, e)
+            else:
+                assert e["data"]["path"].startswith("params."), (line, e)
+        # The out-of-range number is named.
+        e = s.wait_response(104)["error"]
+        assert "1e400" in e["message"] and "out of range" in e["message"], e
+        # A method name with NUL in it is not a method; an id beyond 64 bits
+        # cannot be echoed: -32600 with a null id. Neither is a parse error.
+        s.send_raw('{"id":107,"method":"process/list\\u0000x"}\n')
+        assert s.wait_response(107)["error"]["code"] == -32601
+        s.send_raw('{"id":123456789012345678901234567890,"method":"process/list"}\n')
+        s.send_raw('{"id":108,"method":"process/list"}\n')
+        assert "result" in s.wait_response(108)
+        nulls = errors_with_null_id(s)
+        assert [e["error"]["code"] for e in nulls] == [-32600], nulls
+        # A line that is not JSON is still -32700.
+        s.send_raw('{"id":109,\n')
+        s.send_raw('{"id":110,"method":"process/list"}\n')
+        s.wait_response(110)
+        assert errors_with_null_id(s)[-1]["error"]["code"] == -32700
+
+
+def test_batches_refused_as_a_whole():
+    with Server() as s:
+        s.send_raw(json.dumps([{"jsonrpc": "2.0", "id": 201, "method": "process/list"},
+                               {"jsonrpc": "2.0", "id": 202, "method": "process/spawn",
+                                "params": {"processId": "b", "argv": ["true"]}}]) + "\n")
+        s.send({"id": 203, "method": "process/list"})
+        assert s.wait_response(203)["result"] == {"processes": []}  # nothing ran
+        assert "201" not in s.responses and "202" not in s.responses
+        e = errors_with_null_id(s)
+        assert len(e) == 1 and e[0]["error"]["code"] == -32600, e
+        assert e[0]["error"]["data"] == {"batch": True}
+        assert "batches are not supported" in e[0]["error"]["message"]
+
+
+def test_request_sent_as_notification_is_refused_not_dropped():
+    with Server() as s:
+        s.notify("process/spawn", {"processId": "n", "argv": ["touch", "/nonexistent-x"]})
+        s.notify("no/such/method")
+        s.notify("initialized")  # a real notification: no answer
+        s.send({"id": 301, "method": "process/list"})
+        assert s.wait_response(301)["result"] == {"processes": []}  # the spawn did not run
+        time.sleep(0.2)
+        e = errors_with_null_id(s)
+        assert [x["error"]["code"] for x in e] == [-32600, -32601], e
+        assert e[0]["error"]["data"] == {"method": "process/spawn"}
+        assert "needs an id" in e[0]["error"]["message"]
+        assert e[1]["error"]["data"] == {"method": "no/such/method"}
+
+
+def test_shutdown_always_answered():
+    # Before initialize.
+    s = Server(init=False)
+    assert s.request("shutdown") == {"jsonrpc": "2.0", "id": 1, "result": {}}
+    assert s.proc.wait(30) == 0
+    # At the in-flight limit: never -32001.
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        json.dump({"maxInflight": 1}, cfg)
+        cfg.flush()
+        s = Server("--config", cfg.name)
+        s.call("process/spawn", {"processId": "slow", "argv": ["sleep", "30"],
+                                 "sandbox": {"type": "dangerFullAccess"}})
+        s.request_async("process/read", {"processId": "slow", "waitMs": 60000})
+        r = s.request("process/list")
+        assert r["error"]["code"] == -32001, r
+        a = s.request_async("shutdown")
+        b = s.request_async("shutdown")
+        assert s.wait_response(a)["result"] == {}
+        assert s.wait_response(b)["result"] == {}
+        assert s.proc.wait(30) == 0
+
+
+def test_contract_decisions_in_schema_and_binary():
+    from schemacheck import Checker
+    c = Checker()
+    defs = c.bundle["definitions"]
+    spawn = defs["ProcessSpawnParams"]["properties"]
+    # null for an optional field means absent: the schema accepts it, so does the binary.
+    assert "null" in spawn["cwd"]["type"], spawn["cwd"]
+    assert {"type": "null"} in spawn["sandbox"]["anyOf"], spawn["sandbox"]
+    assert None in defs["EnvPolicy"]["properties"]["inherit"]["enum"]
+    # the deltaBase64 pattern requires padding, as the binary does
+    import re
+    pattern = defs["ProcessOutputNotification"]["properties"]["deltaBase64"]["pattern"]
+    for good in ["", "aGk=", "aGkh", "aA=="]:
+        assert re.match(pattern, good), good
+    for bad in ["aGk", "a", "aA=", "aA=a", "===="]:
+        assert not re.match(pattern, bad), bad
+    with Server() as s:
+        r = s.request("process/spawn", {"processId": "n", "argv": ["true"], "cwd": None,
+                                        "env": None, "tty": None, "size": None,
+                                        "sandbox": {"type": "dangerFullAccess"},
+                                        "arg0": None, "streamStdin": None})
+        assert "result" in r, r
+        s.wait_exit("n")
+        for bad in ["aGk", "aA=a"]:
+            r = s.request("process/write", {"processId": "n", "deltaBase64": bad})
+            assert r["error"]["code"] == -32602, (bad, r)
+            assert r["error"]["data"]["path"] == "params.deltaBase64"
+        # processId length in characters: 256 three-byte characters are fine, 257 are not
+        ok = "\u20ac" * 256
+        r = s.request("process/spawn", {"processId": ok, "argv": ["true"],
+                                        "sandbox": {"type": "dangerFullAccess"}})
+        assert "result" in r, r["error"]
+        s.wait_exit(ok)
+        r = s.request("process/spawn", {"processId": ok + "x", "argv": ["true"]})
+        assert r["error"]["data"]["path"] == "params.processId", r
+        assert "257 characters" in r["error"]["message"], r
+
+
+def test_python_client_refuses_a_request_as_notification():
+    from warden_client import _common
+    try:
+        _common.notification_message("process/spawn", {"processId": "x", "argv": ["true"]})
+    except ValueError as e:
+        assert "is a request" in str(e)
+    else:
+        raise AssertionError("sent a request as a notification")
+    assert _common.notification_message("initialized", None)["method"] == "initialized"
+
+
+def test_retain_bytes_zero_keeps_nothing():
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        json.dump({"retainBytes": 0}, cfg)
+        cfg.flush()
+        for args in (["--retain-bytes", "0"], ["--config", cfg.name]):
+            with Server(*args) as s:
+                s.call("process/spawn", {"processId": "r", "argv": ["echo", "hello"],
+                                         "sandbox": {"type": "dangerFullAccess"}})
+                s.wait_exit("r")
+                assert s.output_of("r") == b"hello\n"  # streamed, just not kept
+                r = s.call("process/read", {"processId": "r"})
+                assert r["chunks"] == [] and r["exited"] is True, (args, r)
+    with Server("--retain-bytes", "3") as s:  # a small ring still keeps something
+        s.call("process/spawn", {"processId": "r", "argv": ["echo", "hello"],
+                                 "sandbox": {"type": "dangerFullAccess"}})
+        s.wait_exit("r")
+        assert s.call("process/read", {"processId": "r"})["chunks"], "a 3-byte ring kept nothing"
+
+
+def test_missing_cwd_is_a_warning():
+    missing = "/nonexistent-warden-cwd-%d" % os.getpid()
+    state = tempfile.mkdtemp(prefix="warden-state-")
+    try:
+        with Server("--state-dir", state) as s:
+            r = s.call("policy/resolve", {"sandbox": {"type": "workspaceWrite"}, "cwd": missing})
+            assert any(missing in w for w in r["warnings"]), r
+            r = s.call("policy/resolve", {"sandbox": {"type": "workspaceWrite"}, "cwd": "/tmp"})
+            assert r["warnings"] == [], r
+            r = s.call("sandbox/refresh", {"sandbox": {"type": "workspaceWrite"}, "cwd": missing})
+            assert any(missing in w for w in r["warnings"]), r
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_queued_setup_keeps_its_cwd():
+    state = tempfile.mkdtemp(prefix="warden-state-")
+    missing = "/nonexistent-warden-ws-%d" % os.getpid()
+    try:
+        with Server("--state-dir", state) as s:
+            # The second setup is queued behind the first; its cwd does not
+            # exist, so its workspace step must fail and it writes no marker.
+            a, b = s.request_async("sandbox/setup"), s.request_async("sandbox/setup",
+                                                                     {"cwd": missing})
+            assert s.wait_response(a)["result"] == {"started": True}
+            assert s.wait_response(b)["result"] == {"started": True}
+            def setups():
+                return [m["params"] for m in s.notifications
+                        if m.get("method") == "sandbox/setupCompleted"]
+            s.wait_for(lambda m: len(setups()) >= 2, timeout=60)
+            done = setups()
+            first, second = done
+            if not first["success"]:
+                # This host cannot set up a sandbox at all (e.g. under valgrind,
+                # which has no landlock or seccomp): the workspace step is never
+                # reached, so there is nothing to compare.
+                assert second["success"] is False, second
+                return
+            steps = {st["name"]: st for st in second["steps"]}
+            assert "workspace policy" in steps, second
+            assert steps["workspace policy"]["ok"] is False and missing in steps[
+                "workspace policy"]["detail"], second
+            assert second["success"] is False and "write marker" not in steps, second
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

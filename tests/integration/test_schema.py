@@ -38,6 +38,39 @@ def test_typescript_matches_binary():
         assert not drift, "clients/ts/src/generated drifted (regenerate): %s" % drift
 
 
+def test_docs_reference_matches_binary():
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([WARDEN_BIN, "generate-docs", "--out", d], check=True)
+        with open(os.path.join(d, "reference.md"), "rb") as f:
+            generated = f.read()
+        with open(os.path.join(SRC, "docs", "reference.md"), "rb") as f:
+            committed = f.read()
+        assert generated == committed, \
+            "docs/reference.md drifted from the binary (run: warden generate-docs --out docs)"
+
+
+def test_docs_reference_covers_every_method_and_type():
+    with open(os.path.join(SRC, "docs", "reference.md")) as f:
+        ref = f.read()
+    c = Checker()
+    for name in c.methods:
+        assert "### `%s`" % name in ref, name
+    for name, d in c.bundle["definitions"].items():
+        if name in c.bundle["x-methods"] or name.endswith(("Params", "Result", "Notification")):
+            continue
+        assert "### %s\n" % name in ref, name
+
+
+def test_readme_links_the_contract_in_the_repository():
+    with open(os.path.join(SRC, "README.md")) as f:
+        readme = f.read()
+    assert "(docs/protocol.md)" in readme
+    # (that nothing points outside the repository: test_build.py)
+    with open(os.path.join(SRC, "docs", "protocol.md")) as f:
+        contract = f.read()
+    assert "reference.md" in contract
+
+
 def test_every_method_has_schemas():
     c = Checker()
     for name, m in c.methods.items():

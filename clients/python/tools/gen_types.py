@@ -112,7 +112,10 @@ class Generator:
         if "const" in schema:
             return "Literal[%s]" % json.dumps(schema["const"])
         if "enum" in schema:
-            return "Literal[%s]" % ", ".join(json.dumps(v) for v in schema["enum"])
+            values = [v for v in schema["enum"] if v is not None]
+            lit = "Literal[%s]" % ", ".join(json.dumps(v) for v in values)
+            # null in an enum: an optional field given as null means absent
+            return "Optional[%s]" % lit if len(values) < len(schema["enum"]) else lit
         types = schema.get("type")
         if isinstance(types, list):
             return union([self.expr(dict(schema, type=t), ctx) for t in types])

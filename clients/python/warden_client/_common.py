@@ -129,6 +129,9 @@ def request_message(request_id: int, method: str, params: Optional[Mapping[str, 
 
 
 def notification_message(method: str, params: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    if method in g.CLIENT_REQUESTS:
+        # warden refuses a request sent without an id (docs/protocol.md).
+        raise ValueError("%s is a request, not a notification: use request()" % method)
     message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         message["params"] = params

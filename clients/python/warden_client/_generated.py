@@ -12,15 +12,15 @@ class _ClientInfoRequired(TypedDict):
 
 
 class ClientInfo(_ClientInfoRequired, total=False):
-    version: str
+    version: Optional[str]
 
 
 class ClientCapabilities(TypedDict, total=False):
     #: Exact notification method names the server must not send to this client.
-    optOutNotificationMethods: List[str]
+    optOutNotificationMethods: Optional[List[str]]
     #: The client answers approval/network requests. Without it, requests that
     #: would ask are denied.
-    networkApprovals: bool
+    networkApprovals: Optional[bool]
 
 
 class _InitializeParamsRequired(TypedDict):
@@ -28,7 +28,7 @@ class _InitializeParamsRequired(TypedDict):
 
 
 class InitializeParams(_InitializeParamsRequired, total=False):
-    capabilities: ClientCapabilities
+    capabilities: Optional[ClientCapabilities]
 
 
 class InitializeResultServerInfo(TypedDict):
@@ -74,7 +74,9 @@ ShutdownResult = EmptyResult
 
 #: Chosen by the client; unique among this connection's live processes (an
 #: exited one that is still retained for process/read is released by a new
-#: spawn with its id).
+#: spawn with its id). Its length is counted in characters (Unicode code
+#: points), not bytes. Known from the moment its spawn is accepted: requests
+#: for it sent before the spawn is answered wait for the spawn.
 ProcessId = str
 
 
@@ -82,13 +84,13 @@ class EnvPolicy(TypedDict, total=False):
     #: all: the server's environment; core: HOME, LOGNAME, PATH, SHELL, USER,
     #: USERNAME, TMPDIR, TEMP, TMP, LANG, LC_*, TERM, TZ; none: nothing.
     #: Default all.
-    inherit: Literal["all", "core", "none"]
+    inherit: Optional[Literal["all", "core", "none"]]
     #: Globs (case-insensitive) of names to drop. When absent, *KEY*, *SECRET*
     #: and *TOKEN* are dropped.
-    exclude: List[str]
+    exclude: Optional[List[str]]
     #: Globs (case-insensitive): keep only matching names (applied after
     #: exclude).
-    includeOnly: List[str]
+    includeOnly: Optional[List[str]]
 
 
 class TerminalSize(TypedDict):
@@ -109,7 +111,7 @@ class ReadOnlyPolicy(_ReadOnlyPolicyRequired, total=False):
     """Read the whole disk, write nothing."""
     #: true: full network. false or absent: no direct network (mode none, or
     #: proxy where the server runs its proxy).
-    networkAccess: bool
+    networkAccess: Optional[bool]
 
 
 class _WorkspaceWritePolicyRequired(TypedDict):
@@ -121,13 +123,13 @@ class WorkspaceWritePolicy(_WorkspaceWritePolicyRequired, total=False):
     .git, .codex and .agents stay read-only in every writable root.
     """
     #: Writable in addition to cwd and the temp dirs.
-    writableRoots: List[str]
+    writableRoots: Optional[List[str]]
     #: As in readOnly.
-    networkAccess: bool
+    networkAccess: Optional[bool]
     #: Do not make $TMPDIR writable.
-    excludeTmpdirEnvVar: bool
+    excludeTmpdirEnvVar: Optional[bool]
     #: Do not make /tmp writable.
-    excludeSlashTmp: bool
+    excludeSlashTmp: Optional[bool]
 
 
 class _ExternalSandboxPolicyRequired(TypedDict):
@@ -136,7 +138,7 @@ class _ExternalSandboxPolicyRequired(TypedDict):
 
 class ExternalSandboxPolicy(_ExternalSandboxPolicyRequired, total=False):
     """The caller sandboxes; warden enforces nothing."""
-    networkAccess: Literal["restricted", "enabled"]
+    networkAccess: Optional[Literal["restricted", "enabled"]]
 
 
 class FileSystemEntry(TypedDict):
@@ -191,20 +193,20 @@ class _ProcessSpawnParamsRequired(TypedDict):
 
 class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     #: Overrides argv[0] as the program sees it.
-    arg0: str
+    arg0: Optional[str]
     #: Default: the server's cwd.
-    cwd: str
+    cwd: Optional[str]
     #: Overrides on top of envPolicy; null unsets the variable.
-    env: Dict[str, Optional[str]]
-    envPolicy: EnvPolicy
+    env: Optional[Dict[str, Optional[str]]]
+    envPolicy: Optional[EnvPolicy]
     #: Run in a new PTY as the controlling terminal (TERM defaults to
     #: xterm-256color).
-    tty: bool
+    tty: Optional[bool]
     #: Initial PTY size (tty only); default 24x80.
-    size: TerminalSize
+    size: Optional[TerminalSize]
     #: Pipe sessions: keep stdin open for process/write. Otherwise stdin is
     #: /dev/null.
-    streamStdin: bool
+    streamStdin: Optional[bool]
     #: Per-stream cap on streamed bytes; past it output is read and dropped and
     #: the last delta of that stream has capReached:true.
     outputBytesCap: Optional[int]
@@ -213,7 +215,7 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     timeoutMs: Optional[int]
     #: Default: the server's configured default policy (built-in
     #: {type:"workspaceWrite"}).
-    sandbox: SandboxPolicy
+    sandbox: Optional[SandboxPolicy]
 
 
 class ProcessSpawnResultSandbox(TypedDict):
@@ -236,9 +238,9 @@ class _ProcessWriteParamsRequired(TypedDict):
 class ProcessWriteParams(_ProcessWriteParamsRequired, total=False):
     """Answered once the bytes are written to the pipe or PTY."""
     #: Bytes for stdin (PTY input for tty sessions).
-    deltaBase64: str
+    deltaBase64: Optional[str]
     #: Close stdin after the data (for a PTY: send the EOF character).
-    closeStdin: bool
+    closeStdin: Optional[bool]
 
 
 class ProcessWriteResult(TypedDict):
@@ -259,9 +261,9 @@ class _ProcessTerminateParamsRequired(TypedDict):
 
 class ProcessTerminateParams(_ProcessTerminateParamsRequired, total=False):
     #: Default TERM.
-    signal: Literal["TERM", "INT", "HUP", "KILL"]
+    signal: Optional[Literal["TERM", "INT", "HUP", "KILL"]]
     #: KILL follows after this long; default 2000.
-    graceMs: int
+    graceMs: Optional[int]
 
 
 class ProcessTerminateResult(TypedDict):
@@ -275,13 +277,13 @@ class _ProcessReadParamsRequired(TypedDict):
 
 class ProcessReadParams(_ProcessReadParamsRequired, total=False):
     #: Return chunks with seq greater than this; default 0.
-    afterSeq: int
+    afterSeq: Optional[int]
     #: Stop before the decoded bytes would exceed this (at least one chunk is
     #: returned).
-    maxBytes: int
+    maxBytes: Optional[int]
     #: When nothing is newer than afterSeq and the process runs, wait up to
     #: this long.
-    waitMs: int
+    waitMs: Optional[int]
 
 
 #: stdout and stderr for pipe sessions, pty for terminal sessions.
@@ -291,7 +293,8 @@ OutputStream = Literal["stdout", "stderr", "pty"]
 class OutputChunk(TypedDict):
     seq: int
     stream: OutputStream
-    #: Standard base64 (RFC 4648, with padding).
+    #: Standard base64 (RFC 4648) with padding: a multiple of 4 characters, '='
+    #: only as the last one or two.
     deltaBase64: str
 
 
@@ -307,7 +310,6 @@ class ProcessReadResult(TypedDict):
 
 
 class ProcessReleaseParams(TypedDict):
-    """Forget a process; a running one is killed first."""
     processId: ProcessId
 
 
@@ -333,13 +335,14 @@ class _ProcessOutputNotificationRequired(TypedDict):
     #: One counter per process, shared with process/exited, from 1.
     seq: int
     stream: OutputStream
-    #: Standard base64 (RFC 4648, with padding).
+    #: Standard base64 (RFC 4648) with padding: a multiple of 4 characters, '='
+    #: only as the last one or two.
     deltaBase64: str
 
 
 class ProcessOutputNotification(_ProcessOutputNotificationRequired, total=False):
     #: Set on the last delta of a stream that hit its cap.
-    capReached: bool
+    capReached: Optional[bool]
 
 
 class ProcessExitedNotification(TypedDict):
@@ -384,7 +387,10 @@ class _PolicyResolveResultRequired(TypedDict):
 
 class PolicyResolveResult(_PolicyResolveResultRequired, total=False):
     #: Why the plan is not enforceable here.
-    reason: str
+    reason: Optional[str]
+    #: What could not be checked or applied, in words (e.g. a cwd that does not
+    #: exist).
+    warnings: Optional[List[str]]
 
 
 class PolicyTransformParams(TypedDict):
@@ -406,8 +412,9 @@ class SandboxReadinessResult(TypedDict):
 
 
 class SandboxSetupParams(TypedDict, total=False):
-    #: An absolute path.
-    cwd: str
+    #: The workspace to prepare. A setup asked for while one runs is queued
+    #: with its own cwd.
+    cwd: Optional[str]
 
 
 class SandboxSetupResult(TypedDict):
@@ -436,6 +443,8 @@ class SandboxRefreshParams(TypedDict):
 
 class SandboxRefreshResult(TypedDict):
     changes: List[str]
+    #: What could not be checked or applied, in words (e.g. a cwd that does not
+    #: exist).
     warnings: List[str]
 
 
@@ -459,7 +468,7 @@ NetworkPolicySetResult = EmptyResult
 
 
 class NetworkBlockedListParams(TypedDict, total=False):
-    limit: int
+    limit: Optional[int]
 
 
 NetworkProtocol = Literal["http", "https", "socks5Tcp", "socks5Udp"]
@@ -637,7 +646,8 @@ class RequestMethods:
 
     def shutdown(self) -> ShutdownResult:
         """`shutdown`. Terminates every process (TERM, then KILL after the
-        grace), answers, and exits 0.
+        grace), answers, and exits 0. Always answered: also before
+        initialize, never -32001, and a second one too.
         """
         return self.request("shutdown")
 
@@ -746,7 +756,12 @@ class RequestMethods:
             *,
             process_id: ProcessId,
         ) -> ProcessReleaseResult:
-        """`process/release`."""
+        """`process/release`. Forget a process. A running one is killed
+        (KILL to its group), its further output is dropped,
+        process/exited is still sent and this is answered after it. An
+        exited one is forgotten at once. Released already or unknown:
+        -32002.
+        """
         params = {
             "processId": process_id,
         }
@@ -878,7 +893,8 @@ class AsyncRequestMethods:
 
     async def shutdown(self) -> ShutdownResult:
         """`shutdown`. Terminates every process (TERM, then KILL after the
-        grace), answers, and exits 0.
+        grace), answers, and exits 0. Always answered: also before
+        initialize, never -32001, and a second one too.
         """
         return await self.request("shutdown")
 
@@ -987,7 +1003,12 @@ class AsyncRequestMethods:
             *,
             process_id: ProcessId,
         ) -> ProcessReleaseResult:
-        """`process/release`."""
+        """`process/release`. Forget a process. A running one is killed
+        (KILL to its group), its further output is dropped,
+        process/exited is still sent and this is answered after it. An
+        exited one is forgotten at once. Released already or unknown:
+        -32002.
+        """
         params = {
             "processId": process_id,
         }

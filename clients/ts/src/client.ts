@@ -24,6 +24,7 @@ import type {
   SandboxSetupParams,
   ServerNotifications,
 } from "./generated";
+import { CLIENT_REQUEST_METHODS } from "./generated";
 import { ErrorCode, ServerExitedError, WardenError, WardenTimeoutError } from "./errors";
 import { Process, type ProcessEvent } from "./process";
 import { AsyncQueue } from "./queue";
@@ -299,6 +300,9 @@ export class WardenClient extends EventEmitter<ClientEvents> implements RequestM
   /** Send a notification. */
   notify(method: string, params?: unknown): void {
     if (this.closedError) throw this.closedError;
+    // warden refuses a request sent without an id (docs/protocol.md).
+    if ((CLIENT_REQUEST_METHODS as ReadonlyArray<string>).includes(method))
+      throw new Error(`${method} is a request, not a notification: use request()`);
     this.send(params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params });
   }
 

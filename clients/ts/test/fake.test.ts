@@ -219,3 +219,10 @@ test("a server that cannot start, or exits at once, rejects start()", async () =
     return true;
   });
 });
+
+test("notify refuses a request method (warden would refuse it without an id)", async () => {
+  const c = await fake();
+  assert.throws(() => c.notify("process/spawn", { processId: "x", argv: ["true"] }), /is a request/);
+  c.notify("initialized"); // a real notification goes out
+  await c.shutdown();
+});

@@ -177,6 +177,39 @@ static void test_large_line_delivered_whole(void **state) {
   framing_free(&f);
 }
 
+
+/* Pausing from on_line stops after that line; the rest of the read and what
+ * is fed while paused are parked and delivered in order by resume. */
+static framing *g_pause_f;
+static void on_line_pause_at_b(void *arg, const char *line, size_t len) {
+  on_line(arg, line, len);
+  if (len == 1 && line[0] == 'b')
+    framing_pause(g_pause_f);
+}
+
+static void test_pause_parks_the_rest(void **state) {
+  (void)state;
+  rec r = {0};
+  framing f;
+  g_pause_f = &f;
+  framing_init(&f, 100, on_line_pause_at_b, on_over, &r);
+  const char *in = "a\nb\nc\nd";
+  assert_int_equal(framing_feed(&f, in, strlen(in)), 0);
+  assert_int_equal(r.n, 2); /* a, b: then paused */
+  assert_int_equal(framing_parked(&f), strlen("c\nd"));
+  assert_int_equal(framing_feed(&f, "d\ne\n", 4), 0); /* while paused: parked */
+  assert_int_equal(r.n, 2);
+  assert_int_equal(framing_resume(&f), 0);
+  assert_int_equal(r.n, 5);
+  assert_string_equal(r.lines[2], "c");
+  assert_string_equal(r.lines[3], "dd");
+  assert_string_equal(r.lines[4], "e");
+  assert_int_equal(framing_parked(&f), 0);
+  assert_int_equal(framing_feed(&f, "f\n", 2), 0);
+  assert_int_equal(r.n, 6);
+  framing_free(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_joined),
@@ -187,6 +220,7 @@ int main(void) {
       cmocka_unit_test(test_oversize_skips_to_newline),
       cmocka_unit_test(test_large_carry_then_small),
       cmocka_unit_test(test_large_line_delivered_whole),
+      cmocka_unit_test(test_pause_parks_the_rest),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -492,7 +492,8 @@ static void test_shutdown_and_release(void **state) {
   h_wait_output(b, EXEC_STREAM_PTY, "ready");
   h_wait_output(c, EXEC_STREAM_STDOUT, "\n");
   int pa = exec_proc_pid(a->proc), pb = exec_proc_pid(b->proc), pc = read_pid(&c->out[EXEC_STREAM_STDOUT]);
-  /* release a running process: killed, no on_exit, gone from the table */
+  /* release a running process: killed, gone from the table, and its exit is
+   * still reported (once) so the caller knows when to free what it lent */
   exec_proc_release(a->proc);
   assert_null(exec_engine_find(H.e, "a"));
   bool done = false;
@@ -506,7 +507,9 @@ static void test_shutdown_and_release(void **state) {
   h_run_until(h_is_exited, b, 5000);
   h_run_until(h_is_exited, c, 5000);
   assert_int_equal(exec_spawn(H.e, &(exec_spawn_opts){.process_id = "late", .argv = ARGV("true"), .envp = ARGV("A=1")}), -ECANCELED);
-  assert_false(a->exited);
+  h_run_until(h_is_exited, a, 5000);
+  assert_true(a->exited);
+  assert_int_equal(a->info.signal, SIGKILL);
   assert_true(b->exited);
   assert_true(c->exited);
   assert_int_equal(b->info.signal, SIGKILL);

@@ -2,5 +2,5 @@
 export type ClientInfo = {
   /** The client's name, for logs. */
   name: string;
-  version?: string;
+  version?: string | null;
 };

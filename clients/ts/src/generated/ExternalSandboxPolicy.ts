@@ -2,5 +2,5 @@
 /** The caller sandboxes; warden enforces nothing. */
 export type ExternalSandboxPolicy = {
   type: "externalSandbox";
-  networkAccess?: "restricted" | "enabled";
+  networkAccess?: "restricted" | "enabled" | null;
 };

@@ -4,5 +4,5 @@ import type { ClientCapabilities } from "./ClientCapabilities";
 
 export type InitializeParams = {
   clientInfo: ClientInfo;
-  capabilities?: ClientCapabilities;
+  capabilities?: ClientCapabilities | null;
 };

@@ -4,6 +4,6 @@ import type { OutputStream } from "./OutputStream";
 export type OutputChunk = {
   seq: number;
   stream: OutputStream;
-  /** Standard base64 (RFC 4648, with padding). */
+  /** Standard base64 (RFC 4648) with padding: a multiple of 4 characters, '=' only as the last one or two. */
   deltaBase64: string;
 };

@@ -6,5 +6,7 @@ export type PolicyResolveResult = {
   legacyEquivalent: boolean;
   enforceable: boolean;
   /** Why the plan is not enforceable here. */
-  reason?: string;
+  reason?: string | null;
+  /** What could not be checked or applied, in words (e.g. a cwd that does not exist). */
+  warnings?: Array<string> | null;
 };

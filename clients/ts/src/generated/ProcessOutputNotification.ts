@@ -7,8 +7,8 @@ export type ProcessOutputNotification = {
   /** One counter per process, shared with process/exited, from 1. */
   seq: number;
   stream: OutputStream;
-  /** Standard base64 (RFC 4648, with padding). */
+  /** Standard base64 (RFC 4648) with padding: a multiple of 4 characters, '=' only as the last one or two. */
   deltaBase64: string;
   /** Set on the last delta of a stream that hit its cap. */
-  capReached?: boolean;
+  capReached?: boolean | null;
 };

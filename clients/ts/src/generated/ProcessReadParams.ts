@@ -4,9 +4,9 @@ import type { ProcessId } from "./ProcessId";
 export type ProcessReadParams = {
   processId: ProcessId;
   /** Return chunks with seq greater than this; default 0. */
-  afterSeq?: number;
+  afterSeq?: number | null;
   /** Stop before the decoded bytes would exceed this (at least one chunk is returned). */
-  maxBytes?: number;
+  maxBytes?: number | null;
   /** When nothing is newer than afterSeq and the process runs, wait up to this long. */
-  waitMs?: number;
+  waitMs?: number | null;
 };

@@ -9,22 +9,22 @@ export type ProcessSpawnParams = {
   /** The program and its arguments; argv[0] is looked up in PATH. */
   argv: Array<string>;
   /** Overrides argv[0] as the program sees it. */
-  arg0?: string;
+  arg0?: string | null;
   /** Default: the server's cwd. */
-  cwd?: string;
+  cwd?: string | null;
   /** Overrides on top of envPolicy; null unsets the variable. */
-  env?: { [key: string]: string | null };
-  envPolicy?: EnvPolicy;
+  env?: { [key: string]: string | null } | null;
+  envPolicy?: EnvPolicy | null;
   /** Run in a new PTY as the controlling terminal (TERM defaults to xterm-256color). */
-  tty?: boolean;
+  tty?: boolean | null;
   /** Initial PTY size (tty only); default 24x80. */
-  size?: TerminalSize;
+  size?: TerminalSize | null;
   /** Pipe sessions: keep stdin open for process/write. Otherwise stdin is /dev/null. */
-  streamStdin?: boolean;
+  streamStdin?: boolean | null;
   /** Per-stream cap on streamed bytes; past it output is read and dropped and the last delta of that stream has capReached:true. */
   outputBytesCap?: number | null;
   /** Kill the process group (KILL) at this deadline; process/exited says timedOut. */
   timeoutMs?: number | null;
   /** Default: the server's configured default policy (built-in {type:"workspaceWrite"}). */
-  sandbox?: SandboxPolicy;
+  sandbox?: SandboxPolicy | null;
 };

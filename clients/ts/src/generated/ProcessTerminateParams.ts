@@ -4,7 +4,7 @@ import type { ProcessId } from "./ProcessId";
 export type ProcessTerminateParams = {
   processId: ProcessId;
   /** Default TERM. */
-  signal?: "TERM" | "INT" | "HUP" | "KILL";
+  signal?: "TERM" | "INT" | "HUP" | "KILL" | null;
   /** KILL follows after this long; default 2000. */
-  graceMs?: number;
+  graceMs?: number | null;
 };

@@ -5,7 +5,7 @@ import type { ProcessId } from "./ProcessId";
 export type ProcessWriteParams = {
   processId: ProcessId;
   /** Bytes for stdin (PTY input for tty sessions). */
-  deltaBase64?: string;
+  deltaBase64?: string | null;
   /** Close stdin after the data (for a PTY: send the EOF character). */
-  closeStdin?: boolean;
+  closeStdin?: boolean | null;
 };

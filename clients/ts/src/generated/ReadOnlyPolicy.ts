@@ -3,5 +3,5 @@
 export type ReadOnlyPolicy = {
   type: "readOnly";
   /** true: full network. false or absent: no direct network (mode none, or proxy where the server runs its proxy). */
-  networkAccess?: boolean;
+  networkAccess?: boolean | null;
 };

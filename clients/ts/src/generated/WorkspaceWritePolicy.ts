@@ -3,11 +3,11 @@
 export type WorkspaceWritePolicy = {
   type: "workspaceWrite";
   /** Writable in addition to cwd and the temp dirs. */
-  writableRoots?: Array<string>;
+  writableRoots?: Array<string> | null;
   /** As in readOnly. */
-  networkAccess?: boolean;
+  networkAccess?: boolean | null;
   /** Do not make $TMPDIR writable. */
-  excludeTmpdirEnvVar?: boolean;
+  excludeTmpdirEnvVar?: boolean | null;
   /** Do not make /tmp writable. */
-  excludeSlashTmp?: boolean;
+  excludeSlashTmp?: boolean | null;
 };

@@ -143,3 +143,24 @@ export interface ServerNotifications {
 export interface ServerRequests {
   "approval/network": { params: ApprovalNetworkParams; result: ApprovalNetworkResult };
 }
+
+/** Methods that are requests: the server refuses them without an id. */
+export const CLIENT_REQUEST_METHODS: ReadonlyArray<keyof ClientRequests> = [
+  "initialize",
+  "shutdown",
+  "process/spawn",
+  "process/write",
+  "process/resize",
+  "process/terminate",
+  "process/read",
+  "process/release",
+  "process/list",
+  "policy/resolve",
+  "policy/transform",
+  "sandbox/readiness",
+  "sandbox/setup",
+  "sandbox/refresh",
+  "network/policy/get",
+  "network/policy/set",
+  "network/blocked/list",
+];
