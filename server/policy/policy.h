@@ -57,6 +57,15 @@ typedef struct policy_plan {
   size_t n_writable;
   char **unreadable_roots; /* hidden entirely (tmpfs or /dev/null over them) */
   size_t n_unreadable;
+  /* Restricted reads only: platform symlinks of :minimal (/bin -> usr/bin,
+   * /lib64 -> usr/lib64 on merged-/usr systems) that the view recreates as
+   * symlinks, so the ELF interpreter and #! paths resolve. `path` is the
+   * link's absolute path, `target` its readlink() text. Not in the JSON. */
+  struct policy_view_link {
+    char *path;
+    char *target;
+  } *view_links;
+  size_t n_view_links;
   policy_net_mode network;
   bool external;          /* externalSandbox: the caller sandboxes */
   policy_backend backend; /* what enforcement this plan needs */
@@ -76,6 +85,8 @@ typedef struct policy_context {
   const json_t *profiles; /* borrowed */
   const char *home;       /* $HOME as the server sees it, may be NULL */
   const char *tmpdir;     /* $TMPDIR as the server sees it, may be NULL */
+  const char *path_env;   /* $PATH as the server sees it, may be NULL: every
+                           * directory on it is read-only in writable roots */
   policy_features features;
   bool proxy_available; /* networkAccess:false maps to proxy when true */
   bool proxy_listeners; /* an explicit mode "proxy" can be served (listeners

@@ -56,9 +56,9 @@ static const rcase cases[] = {
     {"git worktree: .git file and its gitdir target",
      "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"$T/main\"]," EXCL "}", "$T/wt", NULL, NULL,
      false,
-     "{" FR ",\"writableRoots\":[{\"root\":\"$T/main\",\"readOnlySubpaths\":[\"@P:$T/main\","
-     "\"$T/main/.git/worktrees/wt\"]},{\"root\":\"$T/wt\",\"readOnlySubpaths\":["
-     "\"$T/main/.git/worktrees/wt\",\"@P:$T/wt\"]}],\"unreadableRoots\":[],\"network\":\"none\"}",
+     "{" FR ",\"writableRoots\":[{\"root\":\"$T/main\",\"readOnlySubpaths\":[\"@P:$T/main\""
+     "]},{\"root\":\"$T/wt\",\"readOnlySubpaths\":["
+     "\"@P:$T/wt\"]}],\"unreadableRoots\":[],\"network\":\"none\"}",
      1, NULL},
     {"a .git file without gitdir: protects only .git", "{\"type\":\"workspaceWrite\"," EXCL "}",
      "$T/badgit", NULL, NULL, false,
@@ -95,7 +95,8 @@ static const rcase cases[] = {
      "{\"path\":\"$T/w/docs/tmp\",\"access\":\"write\"}]},\"network\":{\"mode\":\"none\"}}",
      "$T/w", NULL, NULL, false,
      "{" FR ",\"writableRoots\":[{\"root\":\"$T/w\",\"readOnlySubpaths\":[\"@P:$T/w\","
-     "\"$T/w/docs\"]},{\"root\":\"$T/w/docs/tmp\",\"readOnlySubpaths\":[\"@P:$T/w/docs/tmp\"]}],"
+     "\"$T/w/docs\",\"@P:$T/w/docs\",\"@P:$T/w/docs/tmp\"]},{\"root\":\"$T/w/docs/tmp\","
+     "\"readOnlySubpaths\":[\"@P:$T/w/docs/tmp\"]}],"
      "\"unreadableRoots\":[],\"network\":\"none\"}",
      0, "namespaces"},
     {"reopened writable descendant under none",
@@ -105,14 +106,14 @@ static const rcase cases[] = {
      "$T/w", NULL, NULL, false,
      "{\"fullDiskRead\":false,\"fullDiskWrite\":false,\"readableRoots\":[\"/\",\"$T/w\","
      "\"$T/w/docs/tmp\"],\"writableRoots\":[{\"root\":\"$T/w\",\"readOnlySubpaths\":["
-     "\"@P:$T/w\",\"$T/w/docs\"]},{\"root\":\"$T/w/docs/tmp\",\"readOnlySubpaths\":["
+     "\"@P:$T/w\",\"$T/w/docs\",\"@P:$T/w/docs\",\"@P:$T/w/docs/tmp\"]},{\"root\":\"$T/w/docs/tmp\",\"readOnlySubpaths\":["
      "\"@P:$T/w/docs/tmp\"]}],\"unreadableRoots\":[\"$T/w/docs\"],\"network\":\"full\"}",
      0, "namespaces"},
     {":root=write with a read child is not full-disk write",
      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":root\",\"access\":\"write\"},"
      "{\"path\":\"$T/w/docs\",\"access\":\"read\"}]},\"network\":{\"mode\":\"full\"}}",
      "$T/nogit", NULL, NULL, false,
-     "{" FR ",\"writableRoots\":[{\"root\":\"/\",\"readOnlySubpaths\":[\"@P:/\",\"$T/w/docs\"]}],"
+     "{" FR ",\"writableRoots\":[{\"root\":\"/\",\"readOnlySubpaths\":[\"@P:/\",\"@P:/var\",\"@P:/var/tmp\",\"@P:$T\",\"@P:$T/nogit\",\"$T/w/docs\"]}],"
      "\"unreadableRoots\":[],\"network\":\"full\"}",
      0, "namespaces"},
     {":root=write alone is full-disk write, Landlock is enough",
@@ -195,6 +196,7 @@ static void run_case(const rcase *c) {
   if (rc != 0)
     fail_msg("%s: policy_resolve failed: %s (%s)", c->name, err.message, err.path);
   json_t *got = policy_plan_to_json(plan);
+  fx_sort_subpaths(want);
   fx_expect_json(c->name, got, want);
   if (c->legacy_eq >= 0 && plan->legacy_equivalent != (c->legacy_eq == 1))
     fail_msg("%s: legacy_equivalent is %d", c->name, plan->legacy_equivalent);
