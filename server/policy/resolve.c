@@ -614,17 +614,23 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
     goto out;
   pol_sv_sort_uniq(&prot);
   /* A protected path inside another one is read-only already (the walk
-   * into a cwd inside .git, ~/.gnupg/.git). */
+   * into a cwd inside .git, ~/.gnupg/.git). Decide first, then compact. */
+  bool *inner = calloc(prot.n ? prot.n : 1, sizeof *inner);
+  if (!inner) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < prot.n; i++)
+    for (size_t k = 0; k < prot.n && !inner[i]; k++)
+      inner[i] = k != i && pol_path_strictly_under(prot.v[i], prot.v[k]);
   size_t np = 0;
   for (size_t i = 0; i < prot.n; i++) {
-    bool inner = false;
-    for (size_t k = 0; k < prot.n && !inner; k++)
-      inner = k != i && pol_path_strictly_under(prot.v[i], prot.v[k]);
-    if (inner)
+    if (inner[i])
       free(prot.v[i]);
     else
       prot.v[np++] = prot.v[i];
   }
+  free(inner);
   prot.n = np;
   if (refuse && (rc = set_refusal(plan, refuse)) < 0) {
     refuse = NULL;
