@@ -283,7 +283,8 @@ static bool has_protected_component(const char *p) {
  * (both included; bottom inside top): each one's .git, .codex, .agents and
  * gitdir target. A gitdir pointer the sandbox could re-point sets *refuse. */
 static int protect_walk(const char *top, const char *bottom, const pol_strvec *wroots,
-                        pol_strvec *prot, char **refuse) {
+                        pol_strvec *prot, pol_strvec *tdirs, pol_strvec *targets,
+                        char **refuse) {
   char *d = strdup(bottom);
   if (!d)
     return -ENOMEM;
@@ -307,7 +308,7 @@ static int protect_walk(const char *top, const char *bottom, const pol_strvec *w
           if (!*refuse)
             rc = -ENOMEM;
         }
-        if (rc == 0)
+        if (rc == 0 && (rc = pol_sv_push(targets, t)) == 0 && (rc = pol_sv_push(tdirs, d)) == 0)
           rc = pol_sv_push_own(prot, t);
         else
           free(t);
@@ -498,7 +499,7 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
   if (rc < 0)
     return rc;
   pol_strvec w = {0}, rd = {0}, un = {0}, rd2 = {0}, rcarve = {0}, prot = {0}, secrets = {0},
-             keep = {0};
+             keep = {0}, tdirs = {0}, targets = {0};
   char *home_canon = NULL, *refuse = NULL;
   policy_writable_root *wr = NULL;
   size_t n_wr = 0;
@@ -597,9 +598,9 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
   for (size_t i = 0; rc == 0 && i < w.n; i++) {
     for (size_t j = 0; rc == 0 && j < w.n; j++)
       if (pol_path_under(w.v[j], w.v[i]))
-        rc = protect_walk(w.v[i], w.v[j], &w, &prot, &refuse);
+        rc = protect_walk(w.v[i], w.v[j], &w, &prot, &tdirs, &targets, &refuse);
     if (rc == 0 && cwd_canon && pol_path_under(cwd_canon, w.v[i]))
-      rc = protect_walk(w.v[i], cwd_canon, &w, &prot, &refuse);
+      rc = protect_walk(w.v[i], cwd_canon, &w, &prot, &tdirs, &targets, &refuse);
   }
   if (rc == 0 && home_canon) {
     rc = pol_home_secret_paths(home_canon, ctx->home, &secrets);
@@ -679,6 +680,16 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
     for (size_t k = 0; rc == 0 && k < prot.n; k++)
       if (pol_path_strictly_under(prot.v[k], root))
         rc = pol_sv_push(&ro, prot.v[k]);
+    /* A gitdir target is listed with the root whose .git points at it,
+     * also where it lies outside (read-only there anyway): the plan shows
+     * what the pointer protects. */
+    for (size_t k = 0; rc == 0 && k < targets.n; k++) {
+      bool covered = false;
+      for (size_t m = 0; m < ro.n && !covered; m++)
+        covered = pol_path_under(targets.v[k], ro.v[m]);
+      if (!covered && pol_path_under(tdirs.v[k], root) && !pol_path_under(targets.v[k], root))
+        rc = pol_sv_push(&ro, targets.v[k]);
+    }
     wr[n_wr].root = strdup(root);
     if (!wr[n_wr].root)
       rc = -ENOMEM;
@@ -710,6 +721,8 @@ out:
   pol_sv_free(&prot);
   pol_sv_free(&secrets);
   pol_sv_free(&keep);
+  pol_sv_free(&tdirs);
+  pol_sv_free(&targets);
   free(home_canon);
   pol_rset_free(&rs);
   return rc;

@@ -32,7 +32,7 @@
 
 #include <stdint.h>
 
-#define ROUNDS 600
+#define ROUNDS 300
 #define MAX_DIRS 24
 
 static uint64_t rng;

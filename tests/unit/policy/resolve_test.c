@@ -58,7 +58,7 @@ static const rcase cases[] = {
      false,
      "{" FR ",\"writableRoots\":[{\"root\":\"$T/main\",\"readOnlySubpaths\":[\"@P:$T/main\""
      "]},{\"root\":\"$T/wt\",\"readOnlySubpaths\":["
-     "\"@P:$T/wt\"]}],\"unreadableRoots\":[],\"network\":\"none\"}",
+     "\"$T/main/.git/worktrees/wt\",\"@P:$T/wt\"]}],\"unreadableRoots\":[],\"network\":\"none\"}",
      1, NULL},
     {"a .git file without gitdir: protects only .git", "{\"type\":\"workspaceWrite\"," EXCL "}",
      "$T/badgit", NULL, NULL, false,
