@@ -66,6 +66,16 @@ typedef struct policy_plan {
     char *target;
   } *view_links;
   size_t n_view_links;
+  /* /tmp is the workspace's own, not the host's: "/tmp" is a writable root
+   * only through the :slash_tmp or :tmpdir tokens (workspaceWrite's
+   * implicit temp dirs), never named as a path (writableRoots ["/tmp"],
+   * a cwd of /tmp) nor covered by a writable ancestor.
+   * The sandbox may then bind a per-workspace directory (keyed by
+   * `workspace`) at /tmp instead of the host's (issue 9, item 3). The
+   * plan's protected paths under /tmp apply to whatever is bound there.
+   * Not in the JSON yet. */
+  bool private_tmp;
+  char *workspace; /* the canonical cwd the plan was resolved for */
   policy_net_mode network;
   bool external;          /* externalSandbox: the caller sandboxes */
   policy_backend backend; /* what enforcement this plan needs */

@@ -388,6 +388,7 @@ void policy_plan_free(policy_plan *plan) {
   if (!plan)
     return;
   pol_plan_clear_fs(plan);
+  free(plan->workspace);
   free(plan);
 }
 
@@ -479,6 +480,28 @@ static int fill_view_links(const pol_rset *rs, policy_plan *plan) {
     plan->n_view_links++;
   }
   return 0;
+}
+
+/* /tmp is writable only because of :slash_tmp or :tmpdir (see
+ * policy_plan.private_tmp). */
+static bool private_tmp(const pol_ir *ir, const pol_rset *rs, const policy_plan *plan) {
+  bool root = false;
+  for (size_t i = 0; i < plan->n_writable && !root; i++)
+    root = strcmp(plan->writable_roots[i].root, "/tmp") == 0;
+  if (!root)
+    return false;
+  bool token = false;
+  for (size_t i = 0; i < rs->n; i++) {
+    const pol_rentry *e = &rs->v[i];
+    pol_token t = ir->entries[e->idx].tok;
+    if (e->minimal || !pol_path_under("/tmp", e->path))
+      continue;
+    if (t == POL_TOK_SLASH_TMP || t == POL_TOK_TMPDIR)
+      token = token || e->access == POL_ACC_WRITE;
+    else if (strcmp(e->path, "/tmp") == 0 || e->access == POL_ACC_WRITE)
+      return false; /* the host's /tmp by name, or under a writable ancestor */
+  }
+  return token;
 }
 
 static int set_refusal(policy_plan *plan, char *why) {
@@ -709,6 +732,7 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
     rc = fill_view_links(&rs, plan);
   }
   plan->unreadable_roots = pol_sv_steal(&un, &plan->n_unreadable);
+  plan->private_tmp = private_tmp(ir, &rs, plan);
 
 out:
   free_wroots(wr, n_wr);
@@ -886,6 +910,11 @@ int policy_resolve(const json_t *sandbox, const char *cwd, const policy_context 
     goto out;
   }
   plan->network = ir.net;
+  plan->workspace = strdup(cwd_canon);
+  if (!plan->workspace) {
+    rc = -ENOMEM;
+    goto out;
+  }
   if (ir.kind == POL_KIND_RESTRICTED) {
     plan->enforce = true;
     rc = pol_plan_fill_fs(&ir, cwd_canon, ctx, plan);

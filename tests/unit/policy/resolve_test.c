@@ -377,6 +377,41 @@ static void test_enforceable(void **state) {
 }
 
 /* Plans are deterministic: resolving twice gives the same JSON. */
+/* policy_plan.private_tmp: /tmp from workspaceWrite's implicit temp dirs
+ * only (issue 9, item 3: the sandbox binds the workspace's own /tmp). */
+static void test_private_tmp(void **state) {
+  (void)state;
+  static const struct {
+    const char *sandbox, *tmpdir;
+    bool want;
+  } cases[] = {
+      {"{\"type\":\"workspaceWrite\"}", NULL, true},
+      {"{\"type\":\"workspaceWrite\"}", "/tmp", true},
+      {"{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true}", "/tmp", true},
+      {"{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true}",
+       "/tmp", false},
+      {"{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/tmp\"]}", NULL, false},
+      {"{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/\"]}", NULL, false},
+      {"{\"type\":\"readOnly\"}", NULL, false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    policy_context ctx = fx_ctx();
+    ctx.tmpdir = cases[i].tmpdir;
+    char *cwd = fx_subst("$T/nogit");
+    json_t *sb = fx_json(cases[i].sandbox);
+    policy_plan *plan = NULL;
+    policy_error err;
+    assert_int_equal(policy_resolve(sb, cwd, &ctx, "sandbox", &plan, &err), 0);
+    if (plan->private_tmp != cases[i].want)
+      fail_msg("%s (TMPDIR %s): private_tmp %d", cases[i].sandbox,
+               cases[i].tmpdir ? cases[i].tmpdir : "-", plan->private_tmp);
+    assert_string_equal(plan->workspace, cwd);
+    policy_plan_free(plan);
+    json_decref(sb);
+    free(cwd);
+  }
+}
+
 static void test_deterministic(void **state) {
   (void)state;
   policy_context ctx = fx_ctx();
@@ -403,7 +438,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resolve_table), cmocka_unit_test(test_most_specific),
       cmocka_unit_test(test_minimal),       cmocka_unit_test(test_enforceable),
-      cmocka_unit_test(test_deterministic),
+      cmocka_unit_test(test_deterministic), cmocka_unit_test(test_private_tmp),
   };
   return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
