@@ -143,6 +143,10 @@ class Box:
         assert code == 0, "%s: %s %s refused: %s" % (what, action, path, out)
 
     def close(self):
+        count = os.environ.get("WARDEN_TEST_COUNT_FILE")  # escape-suite size, for reports
+        if count:
+            with open(count, "a") as f:
+                f.write("%s %d\n" % (label(self.user, os.path.dirname(self.base)), self.n))
         if self.server:
             self.server.close()
         shutil.rmtree(self.base, ignore_errors=True)
