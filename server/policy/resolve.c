@@ -202,10 +202,21 @@ static char *gitdir_target(const char *dir, char **lexical) {
   return out;
 }
 
+/* Symlinks followed on the way to a gitdir target before giving up (a loop
+ * outside every writable root: nothing the sandbox can change). */
+#define POL_GITDIR_MAX_LINKS 40
+
 /* The first symlink on the way to `lexical` (each prefix, lstat'ed) that
  * lies inside one of the writable roots: the sandbox could replace it and
  * so re-point the gitdir. Returns a new string or NULL. */
+static char *repointable_link_at(const char *lexical, const pol_strvec *wroots, int depth);
 static char *repointable_link(const char *lexical, const pol_strvec *wroots) {
+  return repointable_link_at(lexical, wroots, 0);
+}
+
+static char *repointable_link_at(const char *lexical, const pol_strvec *wroots, int depth) {
+  if (depth > POL_GITDIR_MAX_LINKS)
+    return NULL;
   char *p = strdup(lexical);
   if (!p)
     return NULL;
@@ -247,7 +258,7 @@ static char *repointable_link(const char *lexical, const pol_strvec *wroots) {
         free(rest);
         if (!clean)
           return NULL;
-        char *r = repointable_link(clean, wroots);
+        char *r = repointable_link_at(clean, wroots, depth + 1);
         free(clean);
         return r;
       }

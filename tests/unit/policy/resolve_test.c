@@ -412,6 +412,64 @@ static void test_private_tmp(void **state) {
   }
 }
 
+/* Git pointers (issue 9, item 9): a missing target is protected; a target
+ * reached through a symlink inside a writable root is refused with a
+ * reason; a symlink loop outside every writable root ends. */
+static void test_gitdir_pointers(void **state) {
+  (void)state;
+  fx_mkdirs("gp/ws");
+  fx_mkdirs("gp/real/wt");
+  fx_symlink("../real", "gp/ws/link");
+  fx_symlink("loop2", "gp/loop1");
+  fx_symlink("loop1", "gp/loop2");
+  char buf[PATH_MAX * 2];
+  policy_context ctx = fx_ctx();
+  json_t *sb = fx_json("{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,"
+                       "\"excludeTmpdirEnvVar\":true}");
+  char *ws = fx_subst("$T/gp/ws");
+  struct {
+    const char *pointer;
+    bool enforceable;
+    const char *protected_path; /* template or NULL */
+  } cases[] = {
+      {"gitdir: $T/gp/ws/link/wt\n", false, NULL},
+      {"gitdir: link/wt\n", false, NULL},
+      {"gitdir: $T/gp/real/wt\n", true, "$T/gp/real/wt"},
+      {"gitdir: .store/wt\n", true, "$T/gp/ws/.store/wt"},
+      {"gitdir: $T/gp/loop1/wt\n", true, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *ptr = fx_subst(cases[i].pointer);
+    snprintf(buf, sizeof buf, "%s/gp/ws/.git", fx_root);
+    FILE *f = fopen(buf, "w");
+    assert_non_null(f);
+    fputs(ptr, f);
+    fclose(f);
+    policy_plan *plan = NULL;
+    policy_error err;
+    assert_int_equal(policy_resolve(sb, ws, &ctx, "sandbox", &plan, &err), 0);
+    if (plan->enforceable != cases[i].enforceable)
+      fail_msg("%s: enforceable %d (%s)", ptr, plan->enforceable,
+               plan->reason ? plan->reason : "-");
+    if (!plan->enforceable)
+      assert_non_null(strstr(plan->reason, "symlink"));
+    if (cases[i].protected_path) {
+      char *want = fx_subst(cases[i].protected_path);
+      bool found = false;
+      for (size_t k = 0; k < plan->n_writable; k++)
+        for (size_t j = 0; j < plan->writable_roots[k].n_read_only; j++)
+          found = found || strcmp(plan->writable_roots[k].read_only_subpaths[j], want) == 0;
+      if (!found)
+        fail_msg("%s: %s is not protected", ptr, want);
+      free(want);
+    }
+    policy_plan_free(plan);
+    free(ptr);
+  }
+  free(ws);
+  json_decref(sb);
+}
+
 static void test_deterministic(void **state) {
   (void)state;
   policy_context ctx = fx_ctx();
@@ -439,6 +497,7 @@ int main(void) {
       cmocka_unit_test(test_resolve_table), cmocka_unit_test(test_most_specific),
       cmocka_unit_test(test_minimal),       cmocka_unit_test(test_enforceable),
       cmocka_unit_test(test_deterministic), cmocka_unit_test(test_private_tmp),
+      cmocka_unit_test(test_gitdir_pointers),
   };
   return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
