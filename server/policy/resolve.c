@@ -279,13 +279,17 @@ static bool root_takes_protection(const char *root) {
   return S_ISDIR(st.st_mode);
 }
 
-static bool has_protected_component(const char *p) {
+/* A path inside a git directory: a .git component anywhere. Git's own
+ * metadata (hooks, config) runs code on the host wherever it lives, so a
+ * writable root inside it (a cwd of repo/.git/hooks) is refused whether or
+ * not a writable root covers the repository. .codex and .agents are
+ * protected where a walk from a writable root meets them (a workspace
+ * deliberately inside ~/.codex/worktrees/ stays a workspace). */
+static bool has_git_component(const char *p) {
   for (const char *s = p; (s = strchr(s, '/')) != NULL;) {
     s++;
-    size_t n = strcspn(s, "/");
-    for (size_t k = 0; protected_names[k]; k++)
-      if (strlen(protected_names[k]) == n && strncmp(s, protected_names[k], n) == 0)
-        return true;
+    if (strncmp(s, ".git", 4) == 0 && (s[4] == '/' || s[4] == '\0'))
+      return true;
   }
   return false;
 }
@@ -627,8 +631,8 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
    *  - $HOME's secret entries and host-persistence paths;
    *  - every directory on the server's PATH.
    * A writable root keeps every protected path inside it, and a writable
-   * root that lies inside a protected path (or has .git, .codex or .agents
-   * as a component: a cwd inside .git) is no writable root at all. */
+   * root that lies inside a protected path (or inside any .git: a cwd of
+   * repo/.git/hooks) is no writable root at all. */
   for (size_t i = 0; rc == 0 && i < w.n; i++) {
     for (size_t j = 0; rc == 0 && j < w.n; j++)
       if (pol_path_under(w.v[j], w.v[i]))
@@ -674,7 +678,7 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
   refuse = NULL;
 
   for (size_t i = 0; rc == 0 && i < w.n; i++) {
-    bool drop = has_protected_component(w.v[i]);
+    bool drop = has_git_component(w.v[i]);
     for (size_t k = 0; !drop && k < prot.n; k++)
       drop = pol_path_under(w.v[i], prot.v[k]);
     if (!drop)

@@ -19,7 +19,7 @@
  *  2. for every directory D from a requested writable root down to the cwd
  *     or to another requested root inside it: D/.git, D/.codex, D/.agents
  *     (and beneath) and the gitdir target of D/.git are not writable;
- *  3. a cwd with a .git/.codex/.agents component is not writable;
+ *  3. a cwd inside a .git directory is not writable;
  *  4. $HOME's secrets and persistence paths are not writable;
  *  5. for roots W' inside W, every read-only subpath of W' inside W is a
  *     read-only subpath of W;
@@ -306,8 +306,9 @@ static void one_round(unsigned round, tree *t) {
         if (under(req[j], req[i]))
           check_walk(&rc, pl, req[i], req[j]);
     }
-    /* 3. a cwd inside a protected path */
-    if (has_component(cwd)) {
+    /* 3. a cwd inside a git directory (inside .codex/.agents of a walked
+     * directory is covered by 2) */
+    if (strstr(cwd, "/.git/") || (strlen(cwd) >= 5 && strcmp(cwd + strlen(cwd) - 5, "/.git") == 0)) {
       char p[PATH_MAX + 8];
       snprintf(p, sizeof p, "%s/planted", cwd);
       expect_ro(&rc, pl, cwd, "cwd inside a protected path");

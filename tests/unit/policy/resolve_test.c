@@ -470,6 +470,44 @@ static void test_gitdir_pointers(void **state) {
   json_decref(sb);
 }
 
+/* A cwd inside .git is read-only; a cwd inside a .codex that no writable
+ * root walks through (codex's ~/.codex/worktrees/<id>) is a workspace. */
+static void test_cwd_inside_metadata(void **state) {
+  (void)state;
+  fx_mkdirs("cm/repo/.git/hooks");
+  fx_mkdirs("cm/home/.codex/worktrees/x");
+  policy_context ctx = fx_ctx();
+  json_t *sb = fx_json("{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,"
+                       "\"excludeTmpdirEnvVar\":true}");
+  json_t *wide = fx_json("{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,"
+                         "\"excludeTmpdirEnvVar\":true,\"writableRoots\":[\"$T/cm/home\"]}");
+  struct {
+    json_t *sb;
+    const char *cwd;
+    size_t n_writable;
+  } cases[] = {
+      {sb, "$T/cm/repo/.git/hooks", 0},
+      {sb, "$T/cm/repo/.git", 0},
+      {sb, "$T/cm/home/.codex/worktrees/x", 1},
+      {wide, "$T/cm/home/.codex/worktrees/x", 1}, /* only $T/cm/home: its .codex is protected */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *cwd = fx_subst(cases[i].cwd);
+    policy_plan *plan = NULL;
+    policy_error err;
+    assert_int_equal(policy_resolve(cases[i].sb, cwd, &ctx, "sandbox", &plan, &err), 0);
+    if (plan->n_writable != cases[i].n_writable)
+      fail_msg("%s: %zu writable roots", cwd, plan->n_writable);
+    if (i == 3)
+      assert_true(strstr(plan->writable_roots[0].root, "/cm/home") != NULL &&
+                  strstr(plan->writable_roots[0].root, ".codex") == NULL);
+    policy_plan_free(plan);
+    free(cwd);
+  }
+  json_decref(sb);
+  json_decref(wide);
+}
+
 static void test_deterministic(void **state) {
   (void)state;
   policy_context ctx = fx_ctx();
@@ -497,7 +535,7 @@ int main(void) {
       cmocka_unit_test(test_resolve_table), cmocka_unit_test(test_most_specific),
       cmocka_unit_test(test_minimal),       cmocka_unit_test(test_enforceable),
       cmocka_unit_test(test_deterministic), cmocka_unit_test(test_private_tmp),
-      cmocka_unit_test(test_gitdir_pointers),
+      cmocka_unit_test(test_gitdir_pointers), cmocka_unit_test(test_cwd_inside_metadata),
   };
   return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
