@@ -11,6 +11,7 @@ void handlers_policy_context(warden_server *s, policy_context *ctx) {
   ctx->profiles = s->cfg.profiles;
   ctx->home = getenv("HOME");
   ctx->tmpdir = getenv("TMPDIR");
+  ctx->path_env = getenv("PATH");
   ctx->features = *server_features(s);
   /* The egress proxy is not part of this build yet: networkAccess:false means
    * no network at all (mode none). An explicit mode "proxy" runs with the

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,16 @@
 extern char **environ;
 
 #define READ_DEFAULT_MAX_BYTES (1u << 20)
+
+/* Limits on what process/spawn may ask for, checked before any work (a
+ * request over one answers -32602 naming the field). The kernel's own
+ * limits are per string (MAX_ARG_STRLEN, 128 KiB) and in total (ARG_MAX,
+ * a quarter of the stack limit, 2 MiB by default, shared with the
+ * environment warden passes on). */
+#define SPAWN_MAX_ARGV_ENTRIES 16384u
+#define SPAWN_MAX_ENV_ENTRIES 16384u
+#define SPAWN_MAX_ARG_STRLEN (128u * 1024u)  /* one argument, or one NAME=value */
+#define SPAWN_MAX_REQUEST_BYTES (1u << 20)   /* argv and env of the request together */
 
 typedef struct read_waiter {
   struct read_waiter *next;
@@ -64,6 +75,7 @@ typedef struct proc_data {
   char backend[16];
   char network[8];
   bool enforced;
+  json_t *env_dropped; /* names the default filters left out (spawn result) */
   read_waiter *waiters;
   /* A process warden runs for itself (the sandbox/setup self-check): no
    * notifications, not listed, not addressable; its output is collected. */
@@ -100,6 +112,7 @@ static void free_proc_data(proc_data *pd) {
     sandbox_spec_cleanup_host(pd->spec);
     sandbox_spec_free(pd->spec);
   }
+  json_decref(pd->env_dropped);
   free(pd->id_json);
   free(pd->out);
   free(pd);
@@ -329,6 +342,8 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
   json_t *result = json_pack("{s:s,s:i,s:{s:b,s:s,s:s}}", "processId", exec_proc_id(proc), "pid",
                              exec_proc_pid(proc), "sandbox", "enforced", pd->enforced, "backend",
                              pd->backend, "network", pd->network);
+  json_object_set_new(result, "envDropped",
+                      pd->env_dropped ? json_incref(pd->env_dropped) : json_array());
   rpc_respond(req, result);
   run_parked(pd, 0, NULL, NULL);
 }
@@ -486,6 +501,65 @@ static char **string_array(const json_t *arr) {
   return v;
 }
 
+static void over_limit(rpc_request *req, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void over_limit(rpc_request *req, const char *path, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  rpc_respond_error(req, RPC_INVALID_PARAMS, msg, json_pack("{s:s}", "path", path));
+}
+
+/* The limits above; answers the request and returns -1 when one is over. */
+static int spawn_check_limits(rpc_request *req, json_t *params) {
+  json_t *argv = json_object_get(params, "argv");
+  json_t *env = json_object_get(params, "env");
+  char path[320];
+  if (json_array_size(argv) > SPAWN_MAX_ARGV_ENTRIES) {
+    over_limit(req, "params.argv", "argv has %zu entries; the limit is %u",
+                            json_array_size(argv), SPAWN_MAX_ARGV_ENTRIES);
+    return -1;
+  }
+  if (json_is_object(env) && json_object_size(env) > SPAWN_MAX_ENV_ENTRIES) {
+    over_limit(req, "params.env", "env has %zu entries; the limit is %u",
+                            json_object_size(env), SPAWN_MAX_ENV_ENTRIES);
+    return -1;
+  }
+  size_t total = 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(argv, i, v) {
+    size_t n = json_string_length(v) + 1;
+    if (n > SPAWN_MAX_ARG_STRLEN) {
+      snprintf(path, sizeof path, "params.argv[%zu]", i);
+      over_limit(req, path, "%s is %zu bytes; the limit is %u", path, n - 1,
+                              SPAWN_MAX_ARG_STRLEN - 1);
+      return -1;
+    }
+    total += n;
+  }
+  const char *key;
+  json_object_foreach(env, key, v) {
+    size_t n = strlen(key) + 1 + json_string_length(v) + 1;
+    if (n > SPAWN_MAX_ARG_STRLEN) {
+      snprintf(path, sizeof path, "params.env.%.256s", key);
+      over_limit(req, path, "%s is %zu bytes as NAME=value; the limit is %u", path,
+                              n - 1, SPAWN_MAX_ARG_STRLEN - 1);
+      return -1;
+    }
+    total += n;
+  }
+  if (total > SPAWN_MAX_REQUEST_BYTES) {
+    over_limit(req, json_object_size(env) ? "params.env" : "params.argv",
+                            "argv and env together are %zu bytes; the limit is %u", total,
+                            SPAWN_MAX_REQUEST_BYTES);
+    return -1;
+  }
+  return 0;
+}
+
 void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
   const char *id = json_string_value(json_object_get(params, "processId"));
@@ -510,6 +584,8 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
   if (tty && json_is_true(json_object_get(params, "streamStdin"))) {
     /* A PTY's input is always open; streamStdin is for pipe sessions. */
   }
+  if (spawn_check_limits(req, params) < 0)
+    return;
   const char *key;
   json_t *val;
   json_object_foreach(json_object_get(params, "env"), key, val) {
@@ -559,8 +635,15 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     json_object_set_new(env_copy, "TERM", json_string("xterm-256color"));
     env = env_copy;
   }
-  char **envp = envpolicy_build(environ, json_object_get(params, "envPolicy"), env,
-                                pd->spec ? sandbox_spec_env(pd->spec) : NULL);
+  /* The server's socket-locating variables reach only commands whose
+   * network is full (the seccomp filter stops the sockets themselves). */
+  pd->env_dropped = json_array();
+  envpolicy_opts eo = {.policy = json_object_get(params, "envPolicy"),
+                       .env = env,
+                       .extra = pd->spec ? sandbox_spec_env(pd->spec) : NULL,
+                       .drop_sockets = strcmp(pd->network, "full") != 0,
+                       .dropped = pd->env_dropped};
+  char **envp = pd->env_dropped ? envpolicy_build_ex(environ, &eo) : NULL;
   json_decref(env_copy);
   if (!argv || !envp) {
     free(argv);

@@ -295,7 +295,9 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
   exec_callbacks cb = {.ctx = c, .on_spawned = on_spawned, .on_output = on_output,
                        .on_exit = on_proc_exit};
   rc = exec_engine_new(s->loop, &eo, &cb, &s->exec);
-  char **envp = envpolicy_build(environ, NULL, NULL, spec ? sandbox_spec_env(spec) : NULL);
+  envpolicy_opts envo = {.extra = spec ? sandbox_spec_env(spec) : NULL,
+                         .drop_sockets = spec && sandbox_spec_network(spec) != POLICY_NET_FULL};
+  char **envp = envpolicy_build_ex(environ, &envo);
   struct winsize ws = {.ws_row = 24, .ws_col = 80};
   if (c->tty)
     ioctl(1, TIOCGWINSZ, &ws);

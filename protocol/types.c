@@ -252,7 +252,11 @@ FIELDS(f_spawn_sandbox, {"enforced", &t_bool, true, NULL}, {"backend", &t_backen
 OBJECT(t_spawn_sandbox, f_spawn_sandbox);
 FIELDS(f_spawn_result, {"processId", &t_process_id, true, NULL},
        {"pid", &t_uint, true, "The process id as the server sees it."},
-       {"sandbox", &t_spawn_sandbox, true, NULL});
+       {"sandbox", &t_spawn_sandbox, true, NULL},
+       {"envDropped", &t_string_list, true,
+        "Names (never values) of the server's variables the default filters left out: the "
+        "secret filter (no explicit envPolicy.exclude) and, in every network mode but full, "
+        "the variables that locate host sockets."});
 OBJECT(t_spawn_result, f_spawn_result, .name = "ProcessSpawnResult");
 
 FIELDS(f_output, {"processId", &t_process_id, true, NULL},

@@ -57,6 +57,25 @@ typedef struct policy_plan {
   size_t n_writable;
   char **unreadable_roots; /* hidden entirely (tmpfs or /dev/null over them) */
   size_t n_unreadable;
+  /* Restricted reads only: platform symlinks of :minimal (/bin -> usr/bin,
+   * /lib64 -> usr/lib64 on merged-/usr systems) that the view recreates as
+   * symlinks, so the ELF interpreter and #! paths resolve. `path` is the
+   * link's absolute path, `target` its readlink() text. Not in the JSON. */
+  struct policy_view_link {
+    char *path;
+    char *target;
+  } *view_links;
+  size_t n_view_links;
+  /* /tmp is the workspace's own, not the host's: "/tmp" is a writable root
+   * only through the :slash_tmp or :tmpdir tokens (workspaceWrite's
+   * implicit temp dirs), never named as a path (writableRoots ["/tmp"],
+   * a cwd of /tmp) nor covered by a writable ancestor.
+   * The sandbox may then bind a per-workspace directory (keyed by
+   * `workspace`) at /tmp instead of the host's (issue 9, item 3). The
+   * plan's protected paths under /tmp apply to whatever is bound there.
+   * Not in the JSON yet. */
+  bool private_tmp;
+  char *workspace; /* the canonical cwd the plan was resolved for */
   policy_net_mode network;
   bool external;          /* externalSandbox: the caller sandboxes */
   policy_backend backend; /* what enforcement this plan needs */
@@ -76,6 +95,8 @@ typedef struct policy_context {
   const json_t *profiles; /* borrowed */
   const char *home;       /* $HOME as the server sees it, may be NULL */
   const char *tmpdir;     /* $TMPDIR as the server sees it, may be NULL */
+  const char *path_env;   /* $PATH as the server sees it, may be NULL: every
+                           * directory on it is read-only in writable roots */
   policy_features features;
   bool proxy_available; /* networkAccess:false maps to proxy when true */
   bool proxy_listeners; /* an explicit mode "proxy" can be served (listeners

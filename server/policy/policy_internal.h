@@ -158,6 +158,15 @@ extern const char *const pol_minimal_roots[];
 /* Secret stores under $HOME that a $HOME root never grants (NULL-terminated,
  * relative to $HOME). */
 extern const char *const pol_home_secrets[];
+/* Host-persistence paths under $HOME (NULL-terminated, relative). */
+extern const char *const pol_home_persistence[];
+
+/* $HOME's secret entries as canonical-$HOME paths (not followed, existing
+ * or not): pol_home_secrets plus every top-level entry of $HOME that holds
+ * a path ~/.ssh/config names. Sorted, unique. */
+int pol_home_secret_paths(const char *home_canon, const char *home_raw, pol_strvec *out);
+/* $HOME's host-persistence paths (pol_home_persistence), existing or not. */
+int pol_home_persistence_paths(const char *home_canon, pol_strvec *out);
 
 /* Expand a root that is exactly $HOME. home_canon is the normalized $HOME,
  * home_raw the value as given (for ~ in the ssh config). `children` gets the

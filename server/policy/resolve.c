@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,10 +155,14 @@ static char *trim(char *s) {
   return s;
 }
 
-/* For a `.git` file "gitdir: <p>" in root: the canonical target when it
- * exists (relative <p> against root, the file's directory); else NULL. */
-static char *gitdir_target(const char *root) {
-  char *dotgit = pol_path_join(root, ".git");
+/* For a `.git` file "gitdir: <p>" in dir: the target (relative <p> against
+ * dir, the file's directory), normalized, also when it does not exist yet
+ * (the sandbox must not be able to create it and plant hooks there). NULL
+ * when there is no such pointer. *lexical gets the cleaned, unresolved
+ * spelling (for the re-point check); the caller frees both. */
+static char *gitdir_target(const char *dir, char **lexical) {
+  *lexical = NULL;
+  char *dotgit = pol_path_join(dir, ".git");
   if (!dotgit)
     return NULL;
   struct stat st;
@@ -186,14 +191,84 @@ static char *gitdir_target(const char *root) {
   char *val = trim(colon + 1);
   if (!*val)
     return NULL;
-  char *abs = val[0] == '/' ? strdup(val) : pol_path_join(root, val);
+  char *abs = val[0] == '/' ? strdup(val) : pol_path_join(dir, val);
   char *clean = abs ? pol_path_clean(abs) : NULL;
   free(abs);
-  char *out = NULL;
-  if (clean && stat(clean, &st) == 0)
-    out = pol_path_normalize(clean);
-  free(clean);
+  char *out = clean ? pol_path_normalize(clean) : NULL;
+  if (out)
+    *lexical = clean;
+  else
+    free(clean);
   return out;
+}
+
+/* Symlinks followed on the way to a gitdir target before giving up (a loop
+ * outside every writable root: nothing the sandbox can change). */
+#define POL_GITDIR_MAX_LINKS 40
+
+/* The first symlink on the way to `lexical` (each prefix, lstat'ed) that
+ * lies inside one of the writable roots: the sandbox could replace it and
+ * so re-point the gitdir. Returns a new string or NULL. */
+static char *repointable_link_at(const char *lexical, const pol_strvec *wroots, int depth);
+static char *repointable_link(const char *lexical, const pol_strvec *wroots) {
+  return repointable_link_at(lexical, wroots, 0);
+}
+
+static char *repointable_link_at(const char *lexical, const pol_strvec *wroots, int depth) {
+  if (depth > POL_GITDIR_MAX_LINKS)
+    return NULL;
+  char *p = strdup(lexical);
+  if (!p)
+    return NULL;
+  for (char *s = p + 1;; s++) {
+    char c = *s;
+    if (c == '/' || c == '\0') {
+      *s = '\0';
+      struct stat st;
+      bool link = lstat(p, &st) == 0 && S_ISLNK(st.st_mode);
+      bool missing = !link && lstat(p, &st) != 0;
+      if (link) {
+        /* The link's own directory decides who can replace it. */
+        char *par = strdup(p);
+        char *slash = par ? strrchr(par, '/') : NULL;
+        if (slash)
+          slash == par ? (void)(slash[1] = '\0') : (void)(*slash = '\0');
+        char *pc = par ? pol_path_normalize(par) : NULL;
+        bool hit = false;
+        for (size_t i = 0; pc && i < wroots->n && !hit; i++)
+          hit = pol_path_under(pc, wroots->v[i]);
+        free(par);
+        free(pc);
+        if (hit) {
+          /* report the link as the sandbox sees it */
+          return p;
+        }
+        /* Follow it: the rest of the path is relative to its target. */
+        char *t = pol_path_normalize(p);
+        if (!t) {
+          free(p);
+          return NULL;
+        }
+        char *rest = c ? pol_path_join(t, s + 1) : strdup(t);
+        free(t);
+        free(p);
+        if (!rest)
+          return NULL;
+        char *clean = pol_path_clean(rest);
+        free(rest);
+        if (!clean)
+          return NULL;
+        char *r = repointable_link_at(clean, wroots, depth + 1);
+        free(clean);
+        return r;
+      }
+      if (missing || c == '\0')
+        break;
+      *s = c;
+    }
+  }
+  free(p);
+  return NULL;
 }
 
 /* Protected names apply to roots that are directories or do not exist yet. */
@@ -204,20 +279,94 @@ static bool root_takes_protection(const char *root) {
   return S_ISDIR(st.st_mode);
 }
 
-static bool inside_protected_of_other(const pol_strvec *roots, const char *w) {
-  for (size_t i = 0; i < roots->n; i++) {
-    const char *v = roots->v[i];
-    if (strcmp(v, w) == 0 || !pol_path_strictly_under(w, v) || !root_takes_protection(v))
-      continue;
-    for (size_t k = 0; protected_names[k]; k++) {
-      char *p = pol_path_join(v, protected_names[k]);
-      bool hit = p && pol_path_under(w, p);
-      free(p);
-      if (hit)
-        return true;
-    }
+/* A path inside a git directory: a .git component anywhere. Git's own
+ * metadata (hooks, config) runs code on the host wherever it lives, so a
+ * writable root inside it (a cwd of repo/.git/hooks) is refused whether or
+ * not a writable root covers the repository. .codex and .agents are
+ * protected where a walk from a writable root meets them (a workspace
+ * deliberately inside ~/.codex/worktrees/ stays a workspace). */
+static bool has_git_component(const char *p) {
+  for (const char *s = p; (s = strchr(s, '/')) != NULL;) {
+    s++;
+    if (strncmp(s, ".git", 4) == 0 && (s[4] == '/' || s[4] == '\0'))
+      return true;
   }
   return false;
+}
+
+/* The protected paths of the directories from `top` down to `bottom`
+ * (both included; bottom inside top): each one's .git, .codex, .agents and
+ * gitdir target. A gitdir pointer the sandbox could re-point sets *refuse. */
+static int protect_walk(const char *top, const char *bottom, const pol_strvec *wroots,
+                        pol_strvec *prot, pol_strvec *tdirs, pol_strvec *targets,
+                        char **refuse) {
+  char *d = strdup(bottom);
+  if (!d)
+    return -ENOMEM;
+  int rc = 0;
+  for (;;) {
+    if (root_takes_protection(d)) {
+      for (size_t k = 0; rc == 0 && protected_names[k]; k++)
+        rc = pol_sv_push_own(prot, pol_path_join(d, protected_names[k]));
+      char *lex = NULL;
+      char *t = rc == 0 ? gitdir_target(d, &lex) : NULL;
+      if (t) {
+        char *link = *refuse ? NULL : repointable_link(lex, wroots);
+        if (link) {
+          char buf[PATH_MAX * 2 + 160];
+          snprintf(buf, sizeof buf,
+                   "the git pointer %s/.git leads through the symlink %s, which the sandbox "
+                   "could re-point to plant hooks that the host's git runs",
+                   strcmp(d, "/") == 0 ? "" : d, link);
+          free(link);
+          *refuse = strdup(buf);
+          if (!*refuse)
+            rc = -ENOMEM;
+        }
+        if (rc == 0 && (rc = pol_sv_push(targets, t)) == 0 && (rc = pol_sv_push(tdirs, d)) == 0)
+          rc = pol_sv_push_own(prot, t);
+        else
+          free(t);
+      }
+      free(lex);
+    }
+    if (rc < 0 || strcmp(d, top) == 0 || strcmp(d, "/") == 0)
+      break;
+    char *slash = strrchr(d, '/');
+    if (slash == d)
+      d[1] = '\0';
+    else
+      *slash = '\0';
+  }
+  free(d);
+  return rc;
+}
+
+/* Every directory on $PATH (absolute entries, normalized, "/" left out). */
+static int path_dirs(const char *path_env, pol_strvec *out) {
+  if (!path_env)
+    return 0;
+  int rc = 0;
+  const char *s = path_env;
+  while (rc == 0 && *s) {
+    size_t n = strcspn(s, ":");
+    if (n > 1 && s[0] == '/' && n < PATH_MAX) {
+      char buf[PATH_MAX];
+      memcpy(buf, s, n);
+      buf[n] = '\0';
+      char *p = pol_path_normalize(buf);
+      if (!p)
+        rc = -ENOMEM;
+      else if (strcmp(p, "/") == 0)
+        free(p);
+      else
+        rc = pol_sv_push_own(out, p);
+    }
+    s += n;
+    if (*s == ':')
+      s++;
+  }
+  return rc;
 }
 
 /* ---- plan ---- */
@@ -236,6 +385,15 @@ void pol_plan_clear_fs(policy_plan *plan) {
   for (size_t i = 0; i < plan->n_unreadable; i++)
     free(plan->unreadable_roots[i]);
   free(plan->unreadable_roots);
+  for (size_t i = 0; i < plan->n_view_links; i++) {
+    free(plan->view_links[i].path);
+    free(plan->view_links[i].target);
+  }
+  free(plan->view_links);
+  plan->view_links = NULL;
+  plan->n_view_links = 0;
+  free(plan->reason);
+  plan->reason = NULL;
   plan->readable_roots = plan->unreadable_roots = NULL;
   plan->writable_roots = NULL;
   plan->n_readable = plan->n_writable = plan->n_unreadable = 0;
@@ -245,7 +403,7 @@ void policy_plan_free(policy_plan *plan) {
   if (!plan)
     return;
   pol_plan_clear_fs(plan);
-  free(plan->reason);
+  free(plan->workspace);
   free(plan);
 }
 
@@ -293,19 +451,99 @@ static int expand_home_roots(const pol_strvec *in, const char *home_canon, const
   return rc;
 }
 
+static void free_wroots(policy_writable_root *wr, size_t n) {
+  for (size_t i = 0; wr && i < n; i++) {
+    for (size_t k = 0; k < wr[i].n_read_only; k++)
+      free(wr[i].read_only_subpaths[k]);
+    free(wr[i].read_only_subpaths);
+    free(wr[i].root);
+  }
+  free(wr);
+}
+
+/* :minimal roots that are symlinks on this host (merged /usr): the view
+ * recreates them, so /lib64/ld-linux-x86-64.so.2 and #!/bin/sh resolve. */
+static int fill_view_links(const pol_rset *rs, policy_plan *plan) {
+  bool any_minimal = false;
+  for (size_t i = 0; i < rs->n; i++)
+    any_minimal = any_minimal || rs->v[i].minimal;
+  if (!any_minimal)
+    return 0;
+  size_t n = 0;
+  for (size_t k = 0; pol_minimal_roots[k]; k++)
+    n++;
+  plan->view_links = calloc(n, sizeof *plan->view_links);
+  if (!plan->view_links)
+    return -ENOMEM;
+  for (size_t k = 0; pol_minimal_roots[k]; k++) {
+    struct stat st;
+    char target[PATH_MAX];
+    if (lstat(pol_minimal_roots[k], &st) != 0 || !S_ISLNK(st.st_mode))
+      continue;
+    ssize_t len = readlink(pol_minimal_roots[k], target, sizeof target - 1);
+    if (len <= 0)
+      continue;
+    target[len] = '\0';
+    struct policy_view_link *l = &plan->view_links[plan->n_view_links];
+    l->path = strdup(pol_minimal_roots[k]);
+    l->target = strdup(target);
+    if (!l->path || !l->target) {
+      free(l->path);
+      free(l->target);
+      return -ENOMEM;
+    }
+    plan->n_view_links++;
+  }
+  return 0;
+}
+
+/* /tmp is writable only because of :slash_tmp or :tmpdir (see
+ * policy_plan.private_tmp). */
+static bool private_tmp(const pol_ir *ir, const pol_rset *rs, const policy_plan *plan) {
+  bool root = false;
+  for (size_t i = 0; i < plan->n_writable && !root; i++)
+    root = strcmp(plan->writable_roots[i].root, "/tmp") == 0;
+  if (!root)
+    return false;
+  bool token = false;
+  for (size_t i = 0; i < rs->n; i++) {
+    const pol_rentry *e = &rs->v[i];
+    pol_token t = ir->entries[e->idx].tok;
+    if (e->minimal || !pol_path_under("/tmp", e->path))
+      continue;
+    if (t == POL_TOK_SLASH_TMP || t == POL_TOK_TMPDIR)
+      token = token || e->access == POL_ACC_WRITE;
+    else if (strcmp(e->path, "/tmp") == 0 || e->access == POL_ACC_WRITE)
+      return false; /* the host's /tmp by name, or under a writable ancestor */
+  }
+  return token;
+}
+
+static int set_refusal(policy_plan *plan, char *why) {
+  if (!why)
+    return -ENOMEM;
+  if (plan->reason)
+    free(why);
+  else
+    plan->reason = why;
+  plan->enforceable = false;
+  return 0;
+}
+
 int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_context *ctx,
                      policy_plan *plan) {
   pol_rset rs;
   int rc = pol_rset_build(ir, cwd_canon, ctx, &rs);
   if (rc < 0)
     return rc;
-  pol_strvec w = {0}, rd = {0}, un = {0}, w2 = {0}, rd2 = {0}, wcarve = {0}, rcarve = {0},
-             targets = {0};
-  char *home_canon = NULL;
+  pol_strvec w = {0}, rd = {0}, un = {0}, rd2 = {0}, rcarve = {0}, prot = {0}, secrets = {0},
+             keep = {0}, tdirs = {0}, targets = {0};
+  char *home_canon = NULL, *refuse = NULL;
   policy_writable_root *wr = NULL;
   size_t n_wr = 0;
 
-  bool root_read = false, root_write = false, any_none = false, all_write = true;
+  bool root_read = false, any_none = false, explicit_root_write = false, cwd_is_slash_w = false;
+  bool root_token_write = false, all_write = true;
   for (size_t i = 0; i < rs.n; i++) {
     const pol_rentry *e = &rs.v[i];
     if (e->minimal)
@@ -314,7 +552,12 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
     if (e->is_root && e->access != POL_ACC_NONE)
       root_read = true;
     if (e->is_root && e->access == POL_ACC_WRITE)
-      root_write = true;
+      explicit_root_write = true;
+    if (ir->entries[e->idx].tok == POL_TOK_CWD && e->access == POL_ACC_WRITE &&
+        strcmp(e->path, "/") == 0)
+      cwd_is_slash_w = true;
+    if (ir->entries[e->idx].tok == POL_TOK_ROOT && e->access == POL_ACC_WRITE)
+      root_token_write = true;
     if (a == POL_ACC_NONE)
       any_none = true;
     if (a != POL_ACC_WRITE)
@@ -322,12 +565,23 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
   }
   pol_access root_acc = pol_rset_access(&rs, "/");
   bool full_read = root_read && root_acc != POL_ACC_NONE && !any_none;
-  bool full_write = root_write && root_acc == POL_ACC_WRITE && all_write;
   pol_plan_clear_fs(plan);
-  if (full_write) {
+  /* :root=write with nothing narrowing it is the split spelling of
+   * dangerFullAccess: the whole disk, nothing protected. Every other plan
+   * that makes "/" writable (writableRoots ["/"]) keeps the protections. */
+  if (root_token_write && root_acc == POL_ACC_WRITE && all_write) {
     rc = plan_full_write(plan);
     goto out;
   }
+  /* A workspace that is "/" (a spawn without cwd to a server started in /)
+   * would make the whole host writable by accident: refused. Naming "/"
+   * (writableRoots ["/"], :root=write) is a decision and stays allowed,
+   * with every protected path read-only. */
+  if (cwd_is_slash_w && !explicit_root_write &&
+      (rc = set_refusal(plan, strdup("the workspace (cwd) is \"/\": making it writable would make "
+                                     "the whole host writable; pass a cwd, or name \"/\" in "
+                                     "writableRoots to mean it"))) < 0)
+    goto out;
   plan->full_disk_read = full_read;
   plan->full_disk_write = false;
 
@@ -345,6 +599,7 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
   }
   if (rc < 0)
     goto out;
+  pol_sv_sort_uniq(&w);
 
   if (ctx && ctx->home && ctx->home[0] == '/') {
     home_canon = pol_path_normalize(ctx->home);
@@ -353,10 +608,11 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
       goto out;
     }
   }
-  if ((rc = expand_home_roots(&w, home_canon, ctx ? ctx->home : NULL, true, &w2, &wcarve)) < 0 ||
-      (rc = expand_home_roots(&rd, home_canon, ctx ? ctx->home : NULL, false, &rd2, &rcarve)) < 0)
+  /* Reading: a readable root that is exactly $HOME is replaced by its
+   * children minus the secret stores (home.c). A writable $HOME stays one
+   * root, with its secrets and persistence paths protected below. */
+  if ((rc = expand_home_roots(&rd, home_canon, ctx ? ctx->home : NULL, false, &rd2, &rcarve)) < 0)
     goto out;
-  pol_sv_sort_uniq(&w2);
   pol_sv_sort_uniq(&rd2);
   /* Readable $HOME carveouts that exist become unreadable roots. */
   for (size_t i = 0; rc == 0 && i < rcarve.n; i++) {
@@ -366,19 +622,92 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
   }
   if (rc < 0)
     goto out;
+
+  /* The protected paths, one set for every writable root ("prot"):
+   *  - .git, .codex, .agents (and a .git file's gitdir target) of every
+   *    directory from a writable root down to each writable root and to the
+   *    cwd inside it: the repositories enclosing the workspace, not only
+   *    its own;
+   *  - $HOME's secret entries and host-persistence paths;
+   *  - every directory on the server's PATH.
+   * A writable root keeps every protected path inside it, and a writable
+   * root that lies inside a protected path (or inside any .git: a cwd of
+   * repo/.git/hooks) is no writable root at all. */
+  for (size_t i = 0; rc == 0 && i < w.n; i++) {
+    for (size_t j = 0; rc == 0 && j < w.n; j++)
+      if (pol_path_under(w.v[j], w.v[i]))
+        rc = protect_walk(w.v[i], w.v[j], &w, &prot, &tdirs, &targets, &refuse);
+    if (rc == 0 && cwd_canon && pol_path_under(cwd_canon, w.v[i]))
+      rc = protect_walk(w.v[i], cwd_canon, &w, &prot, &tdirs, &targets, &refuse);
+  }
+  if (rc == 0 && home_canon) {
+    rc = pol_home_secret_paths(home_canon, ctx->home, &secrets);
+    for (size_t i = 0; rc == 0 && i < secrets.n; i++)
+      rc = pol_sv_push(&prot, secrets.v[i]);
+    if (rc == 0)
+      rc = pol_home_persistence_paths(home_canon, &prot);
+  }
+  if (rc == 0)
+    rc = path_dirs(ctx ? ctx->path_env : NULL, &prot);
+  if (rc < 0)
+    goto out;
+  pol_sv_sort_uniq(&prot);
+  /* A protected path inside another one is read-only already (the walk
+   * into a cwd inside .git, ~/.gnupg/.git). Decide first, then compact. */
+  bool *inner = calloc(prot.n ? prot.n : 1, sizeof *inner);
+  if (!inner) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < prot.n; i++)
+    for (size_t k = 0; k < prot.n && !inner[i]; k++)
+      inner[i] = k != i && pol_path_strictly_under(prot.v[i], prot.v[k]);
+  size_t np = 0;
+  for (size_t i = 0; i < prot.n; i++) {
+    if (inner[i])
+      free(prot.v[i]);
+    else
+      prot.v[np++] = prot.v[i];
+  }
+  free(inner);
+  prot.n = np;
+  if (refuse && (rc = set_refusal(plan, refuse)) < 0) {
+    refuse = NULL;
+    goto out;
+  }
+  refuse = NULL;
+
+  for (size_t i = 0; rc == 0 && i < w.n; i++) {
+    bool drop = has_git_component(w.v[i]);
+    for (size_t k = 0; !drop && k < prot.n; k++)
+      drop = pol_path_under(w.v[i], prot.v[k]);
+    if (!drop)
+      rc = pol_sv_push(&keep, w.v[i]);
+  }
+  if (rc < 0)
+    goto out;
+
+  /* Where reads are restricted, the secrets inside writable roots are
+   * unreadable (they exist) as well as read-only (they may be created). */
+  for (size_t i = 0; rc == 0 && !full_read && i < secrets.n; i++) {
+    struct stat st;
+    bool inside = false;
+    for (size_t k = 0; k < keep.n && !inside; k++)
+      inside = pol_path_strictly_under(secrets.v[i], keep.v[k]);
+    if (inside && lstat(secrets.v[i], &st) == 0)
+      rc = pol_sv_push(&un, secrets.v[i]);
+  }
+  if (rc < 0)
+    goto out;
   pol_sv_sort_uniq(&un);
 
-  /* Writable roots: drop those inside another root's protected names (the
-   * protection wins), then collect each root's read-only subpaths. */
-  wr = calloc(w2.n ? w2.n : 1, sizeof *wr);
+  wr = calloc(keep.n ? keep.n : 1, sizeof *wr);
   if (!wr) {
     rc = -ENOMEM;
     goto out;
   }
-  for (size_t i = 0; rc == 0 && i < w2.n; i++) {
-    const char *root = w2.v[i];
-    if (inside_protected_of_other(&w2, root))
-      continue;
+  for (size_t i = 0; rc == 0 && i < keep.n; i++) {
+    const char *root = keep.v[i];
     pol_strvec ro = {0};
     for (size_t k = 0; rc == 0 && k < rs.n; k++) {
       const pol_rentry *e = &rs.v[k];
@@ -386,21 +715,18 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
           pol_rset_access(&rs, e->path) != POL_ACC_WRITE)
         rc = pol_sv_push(&ro, e->path);
     }
-    for (size_t k = 0; rc == 0 && k < wcarve.n; k++)
-      if (pol_path_strictly_under(wcarve.v[k], root) &&
-          decided_by_home(&rs, wcarve.v[k], home_canon))
-        rc = pol_sv_push(&ro, wcarve.v[k]);
-    if (rc == 0 && root_takes_protection(root)) {
-      for (size_t k = 0; rc == 0 && protected_names[k]; k++)
-        rc = pol_sv_push_own(&ro, pol_path_join(root, protected_names[k]));
-      char *t = rc == 0 ? gitdir_target(root) : NULL;
-      if (t) {
-        rc = pol_sv_push(&ro, t);
-        if (rc == 0)
-          rc = pol_sv_push_own(&targets, t);
-        else
-          free(t);
-      }
+    for (size_t k = 0; rc == 0 && k < prot.n; k++)
+      if (pol_path_strictly_under(prot.v[k], root))
+        rc = pol_sv_push(&ro, prot.v[k]);
+    /* A gitdir target is listed with the root whose .git points at it,
+     * also where it lies outside (read-only there anyway): the plan shows
+     * what the pointer protects. */
+    for (size_t k = 0; rc == 0 && k < targets.n; k++) {
+      bool covered = false;
+      for (size_t m = 0; m < ro.n && !covered; m++)
+        covered = pol_path_under(targets.v[k], ro.v[m]);
+      if (!covered && pol_path_under(tdirs.v[k], root) && !pol_path_under(targets.v[k], root))
+        rc = pol_sv_push(&ro, targets.v[k]);
     }
     wr[n_wr].root = strdup(root);
     if (!wr[n_wr].root)
@@ -409,45 +735,32 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
     wr[n_wr].read_only_subpaths = pol_sv_steal(&ro, &wr[n_wr].n_read_only);
     n_wr++;
   }
-  /* A gitdir target is also protected in every other writable root holding it. */
-  for (size_t t = 0; rc == 0 && t < targets.n; t++) {
-    for (size_t i = 0; rc == 0 && i < n_wr; i++) {
-      if (!pol_path_strictly_under(targets.v[t], wr[i].root))
-        continue;
-      pol_strvec ro = {.v = wr[i].read_only_subpaths,
-                       .n = wr[i].n_read_only,
-                       .cap = wr[i].n_read_only};
-      if (!pol_sv_contains(&ro, targets.v[t])) {
-        rc = pol_sv_push(&ro, targets.v[t]);
-        pol_sv_sort_uniq(&ro);
-      }
-      wr[i].read_only_subpaths = pol_sv_steal(&ro, &wr[i].n_read_only);
-    }
-  }
+  if (rc < 0)
+    goto out;
+  /* fullDiskWrite stays for the :root=write shortcut above: here "/" may
+   * be writable, but with its protected paths carved out. */
   plan->writable_roots = wr;
   plan->n_writable = n_wr;
   wr = NULL;
-  if (!full_read)
+  if (!full_read) {
     plan->readable_roots = pol_sv_steal(&rd2, &plan->n_readable);
+    rc = fill_view_links(&rs, plan);
+  }
   plan->unreadable_roots = pol_sv_steal(&un, &plan->n_unreadable);
+  plan->private_tmp = private_tmp(ir, &rs, plan);
 
 out:
-  if (wr) {
-    for (size_t i = 0; i < n_wr; i++) {
-      for (size_t k = 0; k < wr[i].n_read_only; k++)
-        free(wr[i].read_only_subpaths[k]);
-      free(wr[i].read_only_subpaths);
-      free(wr[i].root);
-    }
-    free(wr);
-  }
+  free_wroots(wr, n_wr);
+  free(refuse);
   pol_sv_free(&w);
   pol_sv_free(&rd);
   pol_sv_free(&un);
-  pol_sv_free(&w2);
   pol_sv_free(&rd2);
-  pol_sv_free(&wcarve);
   pol_sv_free(&rcarve);
+  pol_sv_free(&prot);
+  pol_sv_free(&secrets);
+  pol_sv_free(&keep);
+  pol_sv_free(&tdirs);
   pol_sv_free(&targets);
   free(home_canon);
   pol_rset_free(&rs);
@@ -490,6 +803,12 @@ static int set_reason(policy_plan *plan, const char *fmt, const char *a) {
 }
 
 static int plan_backend(policy_plan *plan, const policy_context *ctx) {
+  if (plan->reason) {
+    /* refused while the plan was built (pol_plan_fill_fs) */
+    plan->enforceable = false;
+    plan->backend = POLICY_BACKEND_NAMESPACES;
+    return 0;
+  }
   plan->enforceable = true;
   if (!plan->enforce) {
     plan->backend = POLICY_BACKEND_NONE;
@@ -606,6 +925,11 @@ int policy_resolve(const json_t *sandbox, const char *cwd, const policy_context 
     goto out;
   }
   plan->network = ir.net;
+  plan->workspace = strdup(cwd_canon);
+  if (!plan->workspace) {
+    rc = -ENOMEM;
+    goto out;
+  }
   if (ir.kind == POL_KIND_RESTRICTED) {
     plan->enforce = true;
     rc = pol_plan_fill_fs(&ir, cwd_canon, ctx, plan);

@@ -159,7 +159,9 @@ int pol_ir_to_legacy(const pol_ir *ir, const char *cwd_canon, const policy_conte
   for (size_t i = 0; i < rs.n; i++) {
     if (rs.v[i].is_root && rs.v[i].access != POL_ACC_NONE)
       root_read = true;
-    if (rs.v[i].is_root && rs.v[i].access == POL_ACC_WRITE)
+    /* only the :root token means dangerFullAccess; the path "/" with write
+     * is a writable root that keeps its protected subpaths */
+    if (ir->entries[rs.v[i].idx].tok == POL_TOK_ROOT && rs.v[i].access == POL_ACC_WRITE)
       root_write = true;
   }
   pol_access root_acc = pol_rset_access(&rs, "/");

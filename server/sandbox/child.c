@@ -348,6 +348,21 @@ static int do_mop(const sbx_mop *m, int tty_fd, const char **step) {
     return do_proc(m->dst, m->create, step);
   case SBX_MOP_DEV:
     return do_dev(m->dst, m->create, tty_fd, step);
+  case SBX_MOP_SYMLINK: {
+    char parent[PATH_MAX];
+    size_t n = s_len(m->dst);
+    if (n >= sizeof parent)
+      return -ENAMETOOLONG;
+    memcpy(parent, m->dst, n + 1);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+      *slash = '\0';
+      int r = make_path(parent, false);
+      if (r < 0)
+        return r;
+    }
+    return symlink(m->src, m->dst) < 0 ? -errno : 0;
+  }
   }
   return -EINVAL;
 }

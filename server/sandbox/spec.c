@@ -285,7 +285,8 @@ static int add_mop(bld *b, sbx_mop_kind kind, const char *path, area ar, sbx_mop
   memset(m, 0, sizeof *m);
   m->kind = kind;
   m->dst = strcmp(path, "/") == 0 ? strdup(SBX_NEW) : xfmt("%s%s", SBX_NEW, path);
-  static const char *const verbs[] = {"bind", "mask", "mask", "mount proc on", "mount dev on"};
+  static const char *const verbs[] = {"bind",         "mask",         "mask",
+                                      "mount proc on", "mount dev on", "symlink"};
   m->step = xfmt("%s %s", verbs[kind], path);
   if (!m->dst || !m->step) {
     free(m->dst);
@@ -407,6 +408,17 @@ static int mask_missing(bld *b, const wish *w, const char *cover) {
   }
   if (rc < 0)
     return rc;
+  /* Nothing to mask where the command cannot create anything either: it
+   * runs as the server's uid without capabilities over host files, so a
+   * parent the server cannot write (the policy makes "/" writable for an
+   * unprivileged server) needs no stub. */
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", m);
+  char *slash = strrchr(parent, '/');
+  if (slash)
+    slash == parent ? (void)(slash[1] = '\0') : (void)(*slash = '\0');
+  if (access(parent, W_OK) < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
+    return 0;
   bool dir = is_metadata_name(m);
   if (!b->dry) {
     rc = stub_acquire(m, dir);
@@ -611,6 +623,25 @@ static int build_mounts(bld *b) {
   qsort(ws, nw, sizeof *ws, cmp_wish);
   for (size_t i = 0; i < nw && rc == 0; i++)
     rc = resolve_wish(b, ws, nw, i);
+  if (rc < 0)
+    goto out;
+  /* The platform symlinks of a restricted view (policy_plan.view_links:
+   * /bin -> usr/bin, /lib64 -> usr/lib64 on merged /usr), created in our
+   * tmpfs root so the ELF interpreter and #! paths resolve; their targets
+   * are readable roots of the plan. */
+  for (size_t i = 0; i < p->n_view_links && rc == 0; i++) {
+    const char *cover = "/";
+    sbx_mop *op;
+    if (!path_ok(p->view_links[i].path) ||
+        area_of(b, p->view_links[i].path, &cover) != A_OURS)
+      continue;
+    if ((rc = add_mop(b, SBX_MOP_SYMLINK, p->view_links[i].path, A_NONE, &op)) == 0) {
+      op->src = strdup(p->view_links[i].target);
+      op->create = true;
+      if (!op->src)
+        rc = -ENOMEM;
+    }
+  }
   if (rc < 0)
     goto out;
 

@@ -41,8 +41,12 @@ def test_nested_carveouts_and_protected_paths():
             rs = roots(p)
             # /w/docs/tmp is reopened writable: a root of its own, protected too.
             assert set(rs) == {t.w, os.path.join(docs, "tmp")}, rs
+            # ... and the covering root keeps the protected names of every
+            # directory down to it (issue 9, item 3).
             assert rs[t.w] == sorted(os.path.join(t.w, n) for n in
-                                     [".agents", ".codex", ".git", "docs"]), rs
+                                     [".agents", ".codex", ".git", "docs", "docs/.agents",
+                                      "docs/.codex", "docs/.git", "docs/tmp/.agents",
+                                      "docs/tmp/.codex", "docs/tmp/.git"]), rs
             assert os.path.join(docs, "tmp", ".git") in rs[os.path.join(docs, "tmp")]
     finally:
         t.close()

@@ -229,6 +229,10 @@ class ProcessSpawnResult(TypedDict):
     #: The process id as the server sees it.
     pid: int
     sandbox: ProcessSpawnResultSandbox
+    #: Names (never values) of the server's variables the default filters left
+    #: out: the secret filter (no explicit envPolicy.exclude) and, in every
+    #: network mode but full, the variables that locate host sockets.
+    envDropped: List[str]
 
 
 class _ProcessWriteParamsRequired(TypedDict):

@@ -105,7 +105,7 @@ FX_FN void fx_build_home(void) {
 
 FX_FN int fx_setup(void **state) {
   (void)state;
-  char tmpl[] = "/tmp/warden-policy-test.XXXXXX";
+  char tmpl[] = "/var/tmp/warden-policy-test.XXXXXX";
   if (!mkdtemp(tmpl))
     return -1;
   if (!realpath(tmpl, fx_root))
@@ -226,10 +226,32 @@ FX_FN void fx_expect_json(const char *what, json_t *got, json_t *want) {
   if (!json_equal(got, want)) {
     char *g = json_dumps(got, JSON_SORT_KEYS | JSON_INDENT(1));
     char *w = json_dumps(want, JSON_SORT_KEYS | JSON_INDENT(1));
-    print_error("%s:\n got: %s\nwant: %s\n", what, g ? g : "(null)", w ? w : "(null)");
+    fprintf(stderr, "%s:\n got: %s\nwant: %s\n", what, g ? g : "(null)", w ? w : "(null)");
     free(g);
     free(w);
     fail();
+  }
+}
+
+FX_FN int fx_cmp_json_str(const void *a, const void *b) {
+  return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+/* The tables list read-only subpaths grouped by kind; the plan sorts them. */
+FX_FN void fx_sort_subpaths(json_t *plan) {
+  size_t i;
+  json_t *r;
+  json_array_foreach(json_object_get(plan, "writableRoots"), i, r) {
+    json_t *a = json_object_get(r, "readOnlySubpaths");
+    size_t n = json_array_size(a);
+    json_t **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t k = 0; k < n; k++)
+      v[k] = json_incref(json_array_get(a, k));
+    qsort(v, n, sizeof *v, fx_cmp_json_str);
+    json_array_clear(a);
+    for (size_t k = 0; k < n; k++)
+      json_array_append_new(a, v[k]);
+    free(v);
   }
 }
 

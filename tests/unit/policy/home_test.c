@@ -51,48 +51,84 @@ typedef struct hcase {
 } hcase;
 
 #define KID(x) "{\"root\":\"$H/" x "\",\"readOnlySubpaths\":[\"@P:$H/" x "\""
+/* Every protected path of the fixture's $HOME, sorted: .git/.codex/.agents,
+ * the secret stores, the top-level entries ~/.ssh/config names (whole), the
+ * shell startup files, git's user config, autostart and systemd units. */
+#define HOME_RO \
+  "\"$H/.agents\",\"$H/.aws\",\"$H/.azure\",\"$H/.bash_login\",\"$H/.bash_logout\"" \
+  ",\"$H/.bash_profile\",\"$H/.bashrc\",\"$H/.cache\",\"$H/.codex\"" \
+  ",\"$H/.config/autostart\",\"$H/.config/fish\",\"$H/.config/gcloud\"" \
+  ",\"$H/.config/gh\",\"$H/.config/git\",\"$H/.config/systemd\",\"$H/.docker\"" \
+  ",\"$H/.git\",\"$H/.git-credentials\",\"$H/.gitconfig\",\"$H/.gnupg\",\"$H/.kube\"" \
+  ",\"$H/.netrc\",\"$H/.npmrc\",\"$H/.password-store\",\"$H/.pki\",\"$H/.profile\"" \
+  ",\"$H/.pypirc\",\"$H/.ssh\",\"$H/.zlogin\",\"$H/.zprofile\",\"$H/.zshenv\"" \
+  ",\"$H/.zshrc\",\"$H/Documents\",\"$H/My Keys\",\"$H/keys\",\"$H/known_a\"" \
+  ",\"$H/known_b\""
+#define GONE_RO \
+  "\"$T/gone/.agents\",\"$T/gone/.aws\",\"$T/gone/.azure\",\"$T/gone/.bash_login\"" \
+  ",\"$T/gone/.bash_logout\",\"$T/gone/.bash_profile\",\"$T/gone/.bashrc\"" \
+  ",\"$T/gone/.codex\",\"$T/gone/.config/autostart\",\"$T/gone/.config/fish\"" \
+  ",\"$T/gone/.config/gcloud\",\"$T/gone/.config/gh\",\"$T/gone/.config/git\"" \
+  ",\"$T/gone/.config/systemd\",\"$T/gone/.docker\",\"$T/gone/.git\"" \
+  ",\"$T/gone/.git-credentials\",\"$T/gone/.gitconfig\",\"$T/gone/.gnupg\"" \
+  ",\"$T/gone/.kube\",\"$T/gone/.netrc\",\"$T/gone/.npmrc\",\"$T/gone/.password-store\"" \
+  ",\"$T/gone/.pki\",\"$T/gone/.profile\",\"$T/gone/.pypirc\",\"$T/gone/.ssh\"" \
+  ",\"$T/gone/.zlogin\",\"$T/gone/.zprofile\",\"$T/gone/.zshenv\",\"$T/gone/.zshrc\""
+#define WS_NOTMP "{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true"
 static const hcase cases[] = {
-    {"writable $HOME becomes its children minus secrets",
-     "{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true}", "$H",
-     "$H",
+    {"writable $HOME stays writable; secrets and persistence paths are read-only", WS_NOTMP "}",
+     "$H", "$H",
      "{\"fullDiskRead\":true,\"fullDiskWrite\":false,\"readableRoots\":[],\"writableRoots\":["
-     "{\"root\":\"$H/.bashrc\",\"readOnlySubpaths\":[]}," KID(".cache") ",\"$H/.cache/ssh\"]},"
-     KID(".config") ",\"$H/.config/gcloud\",\"$H/.config/gh\"]}," KID(
-         "Documents") ",\"$H/Documents/cert.pub\"]}," KID("keys") ",\"$H/keys/id_work\"]},"
-     KID("proj") "]}],\"unreadableRoots\":[],\"network\":\"none\"}"},
-    {"readable $HOME hides secrets that exist",
+     "{\"root\":\"$H\",\"readOnlySubpaths\":[" HOME_RO "]}],"
+     "\"unreadableRoots\":[],\"network\":\"none\"}"},
+    {"writable $HOME with restricted reads: secrets that exist are unreadable",
+     "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":cwd\",\"access\":"
+     "\"write\"}]},\"network\":{\"mode\":\"none\"}}",
+     "$H", "$H",
+     "{\"fullDiskRead\":false,\"fullDiskWrite\":false,\"readableRoots\":[\"$H/.bashrc\","
+     "\"$H/.codex\",\"$H/.config\",\"$H/proj\"],\"writableRoots\":["
+     "{\"root\":\"$H\",\"readOnlySubpaths\":[" HOME_RO "]}],"
+     "\"unreadableRoots\":[\"$H/.cache\",\"$H/.config/gh\",\"$H/.gnupg\",\"$H/.ssh\","
+     "\"$H/Documents\",\"$H/keys\",\"$H/known_a\"],\"network\":\"none\"}"},
+    {"$HOME inside another writable root keeps its protected paths in both",
+     WS_NOTMP ",\"writableRoots\":[\"$T\"]}", "$H", "$H",
+     "{\"fullDiskRead\":true,\"fullDiskWrite\":false,\"readableRoots\":[],\"writableRoots\":["
+     "{\"root\":\"$T\",\"readOnlySubpaths\":[\"@P:$T\"," HOME_RO "]},"
+     "{\"root\":\"$H\",\"readOnlySubpaths\":[" HOME_RO "]}],"
+     "\"unreadableRoots\":[],\"network\":\"none\"}"},
+    {"readable $HOME hides secrets and what ~/.ssh/config names, whole",
      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\"$H\",\"access\":\"read\"},"
      "{\"path\":\":cwd\",\"access\":\"write\"}]},\"network\":{\"mode\":\"none\"}}",
      "$T/nogit", "$H",
      "{\"fullDiskRead\":false,\"fullDiskWrite\":false,\"readableRoots\":[\"$H/.bashrc\","
-     "\"$H/.cache\",\"$H/.codex\",\"$H/.config\",\"$H/Documents\",\"$H/keys\",\"$H/proj\","
+     "\"$H/.codex\",\"$H/.config\",\"$H/proj\","
      "\"$T/nogit\"],\"writableRoots\":[{\"root\":\"$T/nogit\",\"readOnlySubpaths\":["
-     "\"@P:$T/nogit\"]}],\"unreadableRoots\":[\"$H/.cache/ssh\",\"$H/.config/gh\","
-     "\"$H/Documents/cert.pub\",\"$H/keys/id_work\"],\"network\":\"none\"}"},
+     "\"@P:$T/nogit\"]}],\"unreadableRoots\":[\"$H/.config/gh\"],\"network\":\"none\"}"},
     {"an explicit entry beats the expansion",
      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\"$H\",\"access\":\"read\"},"
      "{\"path\":\"$H/.ssh\",\"access\":\"read\"},{\"path\":\"$H/keys/id_work\",\"access\":"
      "\"read\"}]},\"network\":{\"mode\":\"none\"}}",
      "$T/nogit", "$H",
      "{\"fullDiskRead\":false,\"fullDiskWrite\":false,\"readableRoots\":[\"$H/.bashrc\","
-     "\"$H/.cache\",\"$H/.codex\",\"$H/.config\",\"$H/.ssh\",\"$H/Documents\",\"$H/keys\","
-     "\"$H/keys/id_work\",\"$H/proj\"],\"writableRoots\":[],\"unreadableRoots\":["
-     "\"$H/.cache/ssh\",\"$H/.config/gh\",\"$H/Documents/cert.pub\"],\"network\":\"none\"}"},
-    {"a root inside $HOME is not expanded",
-     "{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true}",
-     "$H/proj", "$H",
+     "\"$H/.codex\",\"$H/.config\",\"$H/.ssh\",\"$H/keys/id_work\","
+     "\"$H/proj\"],\"writableRoots\":[],\"unreadableRoots\":["
+     "\"$H/.config/gh\"],\"network\":\"none\"}"},
+    {"a root inside $HOME is not expanded", WS_NOTMP "}", "$H/proj", "$H",
      "{\"fullDiskRead\":true,\"fullDiskWrite\":false,\"readableRoots\":[],\"writableRoots\":["
      KID("proj") "]}],\"unreadableRoots\":[],\"network\":\"none\"}"},
-    {"$HOME that cannot be listed is dropped, not granted",
-     "{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true}",
-     "$T/gone", "$T/gone",
-     "{\"fullDiskRead\":true,\"fullDiskWrite\":false,\"readableRoots\":[],\"writableRoots\":[],"
+    {"a missing $HOME as the workspace keeps its protections", WS_NOTMP "}", "$T/gone",
+     "$T/gone",
+     "{\"fullDiskRead\":true,\"fullDiskWrite\":false,\"readableRoots\":[],\"writableRoots\":["
+     "{\"root\":\"$T/gone\",\"readOnlySubpaths\":[" GONE_RO "]}],"
      "\"unreadableRoots\":[],\"network\":\"none\"}"},
-    {"$HOME spelled through a symlink",
-     "{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true}",
-     "$T/homelink/proj", "$T/homelink",
+    {"$HOME spelled through a symlink", WS_NOTMP "}", "$T/homelink/proj", "$T/homelink",
      "{\"fullDiskRead\":true,\"fullDiskWrite\":false,\"readableRoots\":[],\"writableRoots\":["
      KID("proj") "]}],\"unreadableRoots\":[],\"network\":\"none\"}"},
+    {"a cwd that is a secret store of a writable $HOME is not writable",
+     WS_NOTMP ",\"writableRoots\":[\"$H\"]}", "$H/.gnupg", "$H",
+     "{\"fullDiskRead\":true,\"fullDiskWrite\":false,\"readableRoots\":[],\"writableRoots\":["
+     "{\"root\":\"$H\",\"readOnlySubpaths\":[" HOME_RO "]}],"
+     "\"unreadableRoots\":[],\"network\":\"none\"}"},
 };
 
 static void test_home_table(void **state) {
@@ -113,6 +149,7 @@ static void test_home_table(void **state) {
     if (policy_resolve(sb, cwd, &ctx, "params.sandbox", &plan, &err) != 0)
       fail_msg("%s: %s (%s)", c->name, err.message, err.path);
     json_t *got = policy_plan_to_json(plan);
+    fx_sort_subpaths(want);
     fx_expect_json(c->name, got, want);
     json_decref(got);
     json_decref(want);

@@ -56,8 +56,8 @@ static const rcase cases[] = {
     {"git worktree: .git file and its gitdir target",
      "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"$T/main\"]," EXCL "}", "$T/wt", NULL, NULL,
      false,
-     "{" FR ",\"writableRoots\":[{\"root\":\"$T/main\",\"readOnlySubpaths\":[\"@P:$T/main\","
-     "\"$T/main/.git/worktrees/wt\"]},{\"root\":\"$T/wt\",\"readOnlySubpaths\":["
+     "{" FR ",\"writableRoots\":[{\"root\":\"$T/main\",\"readOnlySubpaths\":[\"@P:$T/main\""
+     "]},{\"root\":\"$T/wt\",\"readOnlySubpaths\":["
      "\"$T/main/.git/worktrees/wt\",\"@P:$T/wt\"]}],\"unreadableRoots\":[],\"network\":\"none\"}",
      1, NULL},
     {"a .git file without gitdir: protects only .git", "{\"type\":\"workspaceWrite\"," EXCL "}",
@@ -95,7 +95,8 @@ static const rcase cases[] = {
      "{\"path\":\"$T/w/docs/tmp\",\"access\":\"write\"}]},\"network\":{\"mode\":\"none\"}}",
      "$T/w", NULL, NULL, false,
      "{" FR ",\"writableRoots\":[{\"root\":\"$T/w\",\"readOnlySubpaths\":[\"@P:$T/w\","
-     "\"$T/w/docs\"]},{\"root\":\"$T/w/docs/tmp\",\"readOnlySubpaths\":[\"@P:$T/w/docs/tmp\"]}],"
+     "\"$T/w/docs\",\"@P:$T/w/docs\",\"@P:$T/w/docs/tmp\"]},{\"root\":\"$T/w/docs/tmp\","
+     "\"readOnlySubpaths\":[\"@P:$T/w/docs/tmp\"]}],"
      "\"unreadableRoots\":[],\"network\":\"none\"}",
      0, "namespaces"},
     {"reopened writable descendant under none",
@@ -105,14 +106,14 @@ static const rcase cases[] = {
      "$T/w", NULL, NULL, false,
      "{\"fullDiskRead\":false,\"fullDiskWrite\":false,\"readableRoots\":[\"/\",\"$T/w\","
      "\"$T/w/docs/tmp\"],\"writableRoots\":[{\"root\":\"$T/w\",\"readOnlySubpaths\":["
-     "\"@P:$T/w\",\"$T/w/docs\"]},{\"root\":\"$T/w/docs/tmp\",\"readOnlySubpaths\":["
+     "\"@P:$T/w\",\"$T/w/docs\",\"@P:$T/w/docs\",\"@P:$T/w/docs/tmp\"]},{\"root\":\"$T/w/docs/tmp\",\"readOnlySubpaths\":["
      "\"@P:$T/w/docs/tmp\"]}],\"unreadableRoots\":[\"$T/w/docs\"],\"network\":\"full\"}",
      0, "namespaces"},
     {":root=write with a read child is not full-disk write",
      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":root\",\"access\":\"write\"},"
      "{\"path\":\"$T/w/docs\",\"access\":\"read\"}]},\"network\":{\"mode\":\"full\"}}",
      "$T/nogit", NULL, NULL, false,
-     "{" FR ",\"writableRoots\":[{\"root\":\"/\",\"readOnlySubpaths\":[\"@P:/\",\"$T/w/docs\"]}],"
+     "{" FR ",\"writableRoots\":[{\"root\":\"/\",\"readOnlySubpaths\":[\"@P:/\",\"@P:/var\",\"@P:/var/tmp\",\"@P:$T\",\"@P:$T/nogit\",\"$T/w/docs\"]}],"
      "\"unreadableRoots\":[],\"network\":\"full\"}",
      0, "namespaces"},
     {":root=write alone is full-disk write, Landlock is enough",
@@ -195,6 +196,7 @@ static void run_case(const rcase *c) {
   if (rc != 0)
     fail_msg("%s: policy_resolve failed: %s (%s)", c->name, err.message, err.path);
   json_t *got = policy_plan_to_json(plan);
+  fx_sort_subpaths(want);
   fx_expect_json(c->name, got, want);
   if (c->legacy_eq >= 0 && plan->legacy_equivalent != (c->legacy_eq == 1))
     fail_msg("%s: legacy_equivalent is %d", c->name, plan->legacy_equivalent);
@@ -375,6 +377,137 @@ static void test_enforceable(void **state) {
 }
 
 /* Plans are deterministic: resolving twice gives the same JSON. */
+/* policy_plan.private_tmp: /tmp from workspaceWrite's implicit temp dirs
+ * only (issue 9, item 3: the sandbox binds the workspace's own /tmp). */
+static void test_private_tmp(void **state) {
+  (void)state;
+  static const struct {
+    const char *sandbox, *tmpdir;
+    bool want;
+  } cases[] = {
+      {"{\"type\":\"workspaceWrite\"}", NULL, true},
+      {"{\"type\":\"workspaceWrite\"}", "/tmp", true},
+      {"{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true}", "/tmp", true},
+      {"{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true}",
+       "/tmp", false},
+      {"{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/tmp\"]}", NULL, false},
+      {"{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/\"]}", NULL, false},
+      {"{\"type\":\"readOnly\"}", NULL, false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    policy_context ctx = fx_ctx();
+    ctx.tmpdir = cases[i].tmpdir;
+    char *cwd = fx_subst("$T/nogit");
+    json_t *sb = fx_json(cases[i].sandbox);
+    policy_plan *plan = NULL;
+    policy_error err;
+    assert_int_equal(policy_resolve(sb, cwd, &ctx, "sandbox", &plan, &err), 0);
+    if (plan->private_tmp != cases[i].want)
+      fail_msg("%s (TMPDIR %s): private_tmp %d", cases[i].sandbox,
+               cases[i].tmpdir ? cases[i].tmpdir : "-", plan->private_tmp);
+    assert_string_equal(plan->workspace, cwd);
+    policy_plan_free(plan);
+    json_decref(sb);
+    free(cwd);
+  }
+}
+
+/* Git pointers (issue 9, item 9): a missing target is protected; a target
+ * reached through a symlink inside a writable root is refused with a
+ * reason; a symlink loop outside every writable root ends. */
+static void test_gitdir_pointers(void **state) {
+  (void)state;
+  fx_mkdirs("gp/ws");
+  fx_mkdirs("gp/real/wt");
+  fx_symlink("../real", "gp/ws/link");
+  fx_symlink("loop2", "gp/loop1");
+  fx_symlink("loop1", "gp/loop2");
+  char buf[PATH_MAX * 2];
+  policy_context ctx = fx_ctx();
+  json_t *sb = fx_json("{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,"
+                       "\"excludeTmpdirEnvVar\":true}");
+  char *ws = fx_subst("$T/gp/ws");
+  struct {
+    const char *pointer;
+    bool enforceable;
+    const char *protected_path; /* template or NULL */
+  } cases[] = {
+      {"gitdir: $T/gp/ws/link/wt\n", false, NULL},
+      {"gitdir: link/wt\n", false, NULL},
+      {"gitdir: $T/gp/real/wt\n", true, "$T/gp/real/wt"},
+      {"gitdir: .store/wt\n", true, "$T/gp/ws/.store/wt"},
+      {"gitdir: $T/gp/loop1/wt\n", true, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *ptr = fx_subst(cases[i].pointer);
+    snprintf(buf, sizeof buf, "%s/gp/ws/.git", fx_root);
+    FILE *f = fopen(buf, "w");
+    assert_non_null(f);
+    fputs(ptr, f);
+    fclose(f);
+    policy_plan *plan = NULL;
+    policy_error err;
+    assert_int_equal(policy_resolve(sb, ws, &ctx, "sandbox", &plan, &err), 0);
+    if (plan->enforceable != cases[i].enforceable)
+      fail_msg("%s: enforceable %d (%s)", ptr, plan->enforceable,
+               plan->reason ? plan->reason : "-");
+    if (!plan->enforceable)
+      assert_non_null(strstr(plan->reason, "symlink"));
+    if (cases[i].protected_path) {
+      char *want = fx_subst(cases[i].protected_path);
+      bool found = false;
+      for (size_t k = 0; k < plan->n_writable; k++)
+        for (size_t j = 0; j < plan->writable_roots[k].n_read_only; j++)
+          found = found || strcmp(plan->writable_roots[k].read_only_subpaths[j], want) == 0;
+      if (!found)
+        fail_msg("%s: %s is not protected", ptr, want);
+      free(want);
+    }
+    policy_plan_free(plan);
+    free(ptr);
+  }
+  free(ws);
+  json_decref(sb);
+}
+
+/* A cwd inside .git is read-only; a cwd inside a .codex that no writable
+ * root walks through (codex's ~/.codex/worktrees/<id>) is a workspace. */
+static void test_cwd_inside_metadata(void **state) {
+  (void)state;
+  fx_mkdirs("cm/repo/.git/hooks");
+  fx_mkdirs("cm/home/.codex/worktrees/x");
+  policy_context ctx = fx_ctx();
+  json_t *sb = fx_json("{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,"
+                       "\"excludeTmpdirEnvVar\":true}");
+  json_t *wide = fx_json("{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,"
+                         "\"excludeTmpdirEnvVar\":true,\"writableRoots\":[\"$T/cm/home\"]}");
+  struct {
+    json_t *sb;
+    const char *cwd;
+    size_t n_writable;
+  } cases[] = {
+      {sb, "$T/cm/repo/.git/hooks", 0},
+      {sb, "$T/cm/repo/.git", 0},
+      {sb, "$T/cm/home/.codex/worktrees/x", 1},
+      {wide, "$T/cm/home/.codex/worktrees/x", 1}, /* only $T/cm/home: its .codex is protected */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *cwd = fx_subst(cases[i].cwd);
+    policy_plan *plan = NULL;
+    policy_error err;
+    assert_int_equal(policy_resolve(cases[i].sb, cwd, &ctx, "sandbox", &plan, &err), 0);
+    if (plan->n_writable != cases[i].n_writable)
+      fail_msg("%s: %zu writable roots", cwd, plan->n_writable);
+    if (i == 3)
+      assert_true(strstr(plan->writable_roots[0].root, "/cm/home") != NULL &&
+                  strstr(plan->writable_roots[0].root, ".codex") == NULL);
+    policy_plan_free(plan);
+    free(cwd);
+  }
+  json_decref(sb);
+  json_decref(wide);
+}
+
 static void test_deterministic(void **state) {
   (void)state;
   policy_context ctx = fx_ctx();
@@ -401,7 +534,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resolve_table), cmocka_unit_test(test_most_specific),
       cmocka_unit_test(test_minimal),       cmocka_unit_test(test_enforceable),
-      cmocka_unit_test(test_deterministic),
+      cmocka_unit_test(test_deterministic), cmocka_unit_test(test_private_tmp),
+      cmocka_unit_test(test_gitdir_pointers), cmocka_unit_test(test_cwd_inside_metadata),
   };
   return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -43,6 +43,9 @@ static void test_legacy_round_trips(void **state) {
       "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"$T/w\"],\"networkAccess\":true,"
       "\"excludeSlashTmp\":true}",
       "{\"type\":\"dangerFullAccess\"}",
+      /* "/" by name keeps its protected paths, unlike dangerFullAccess */
+      "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/\"]}",
+      "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/\"],\"networkAccess\":true}",
       "{\"type\":\"profile\",\"name\":\":workspace\"}",
       "{\"type\":\"profile\",\"name\":\":read-only\"}",
   };

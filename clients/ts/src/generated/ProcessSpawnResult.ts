@@ -11,4 +11,6 @@ export type ProcessSpawnResult = {
     backend: "none" | "namespaces" | "landlock";
     network: NetworkMode;
   };
+  /** Names (never values) of the server's variables the default filters left out: the secret filter (no explicit envPolicy.exclude) and, in every network mode but full, the variables that locate host sockets. */
+  envDropped: Array<string>;
 };
