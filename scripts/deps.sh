@@ -2,7 +2,7 @@
 # Installs what warden needs to build and test on Debian/Ubuntu, skipping
 # what is already there. apt runs through sudo when not root.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config python3 libjansson-dev libuv1-dev
+pkgs=(build-essential cmake pkg-config python3 libjansson-dev libuv1-dev zlib1g-dev
       libcurl4-openssl-dev libseccomp-dev libcmocka-dev iproute2)
 # Node may come from elsewhere than Debian (nvm, a tarball): any node+npm on PATH will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
