@@ -70,6 +70,11 @@ void handlers_process_span_end(struct tele_span *sp, const exec_exit_info *info)
 void handlers_log_spawn_refused(warden_server *s, rpc_request *req, json_t *params,
                                 const char *id, const char *argv0, int code, const char *reason,
                                 int err, const char *syscall);
+/* The command's environment carries the spawn request's trace context
+ * (TRACEPARENT, TRACESTATE: the OpenTelemetry environment carriers) unless
+ * env sets them: a new object (env copied), or NULL when there is nothing
+ * to add. */
+json_t *handlers_trace_env(warden_server *s, rpc_request *req, const json_t *env);
 
 /* The policy context for resolving a policy in this server (policy.c). */
 void handlers_policy_context(warden_server *s, policy_context *ctx);

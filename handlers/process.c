@@ -481,9 +481,13 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     json_object_set_new(env_copy, "TERM", json_string("xterm-256color"));
     env = env_copy;
   }
+  json_t *trace_env = handlers_trace_env(s, req, env); /* NULL unless telemetry is on */
+  if (trace_env)
+    env = trace_env;
   char **envp = envpolicy_build(environ, json_object_get(params, "envPolicy"), env,
                                 pd->spec ? sandbox_spec_env(pd->spec) : NULL);
   json_decref(env_copy);
+  json_decref(trace_env);
   if (!argv || !envp) {
     free(argv);
     envpolicy_free(envp);

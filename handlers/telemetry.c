@@ -70,3 +70,18 @@ void handlers_log_spawn_refused(warden_server *s, rpc_request *req, json_t *para
   telemetry_log(s->telemetry, denied ? "warden.sandbox.denied" : "warden.process.spawn_failed",
                 denied ? TELE_SEV_WARN : TELE_SEV_ERROR, reason, a, n, rpc_request_span(req));
 }
+
+json_t *handlers_trace_env(warden_server *s, rpc_request *req, const json_t *env) {
+  tele_span *sp = s->telemetry ? rpc_request_span(req) : NULL;
+  if (!sp || json_object_get(env, "TRACEPARENT"))
+    return NULL; /* off, not sampled, or the client chose its own */
+  tele_ctx c = telemetry_span_ctx(sp);
+  char tp[56];
+  tele_traceparent_format(&c, tp);
+  json_t *out = env ? json_copy((json_t *)env) : json_object();
+  json_object_set_new(out, "TRACEPARENT", json_string(tp));
+  const char *ts = telemetry_span_tracestate(sp);
+  if (ts && *ts && !json_object_get(env, "TRACESTATE"))
+    json_object_set_new(out, "TRACESTATE", json_string(ts));
+  return out;
+}

@@ -219,6 +219,8 @@ tele_ctx telemetry_span_ctx(const tele_span *s) {
   return c;
 }
 
+const char *telemetry_span_tracestate(const tele_span *s) { return s ? s->tracestate : NULL; }
+
 static json_t *ns_string(uint64_t ns) {
   char b[32];
   snprintf(b, sizeof b, "%llu", (unsigned long long)ns);

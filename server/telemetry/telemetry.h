@@ -174,6 +174,8 @@ uint64_t telemetry_span_start_ns(const tele_span *s);
 void telemetry_span_set_start_ns(tele_span *s, uint64_t start_ns);
 /* The span's context, for parent links and propagation. */
 tele_ctx telemetry_span_ctx(const tele_span *s);
+/* The span's W3C tracestate (borrowed; NULL or "" when empty). */
+const char *telemetry_span_tracestate(const tele_span *s);
 /* Ends, encodes and queues the span; frees it. */
 void telemetry_span_end(tele_span *s);
 

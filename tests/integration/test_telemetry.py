@@ -161,6 +161,36 @@ def test_signal_and_spawn_failure():
         rx.close()
 
 
+def test_command_environment_carries_the_trace():
+    rx = Receiver()
+    show = ["/bin/sh", "-c", 'printf "%s|%s" "$TRACEPARENT" "$TRACESTATE"']
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            with server(tmp, {"endpoint": rx.endpoint, "tracestate": {"warden": "t1"}}) as s:
+                s.call("process/spawn", {"processId": "e", "argv": show, "sandbox": FULL,
+                                         "_meta": {"traceparent": TRACEPARENT,
+                                                   "tracestate": "congo=x"}})
+                s.wait_exit("e")
+                got = s.output_of("e").decode()
+                # the client's own values win
+                s.call("process/spawn", {"processId": "mine", "argv": show, "sandbox": FULL,
+                                         "env": {"TRACEPARENT": "00-mine", "TRACESTATE": "a=b"}})
+                s.wait_exit("mine")
+                assert s.output_of("mine").decode() == "00-mine|a=b", s.output_of("mine")
+                s.close()
+            spawn = [sp for sp in by_name(rx.spans(), "process/spawn")
+                     if attrs(sp).get("warden.outcome") == "ok"][0]
+            assert got == "00-%s-%s-01|warden=t1,congo=x" % (CALLER_TRACE, spawn["spanId"]), (got, spawn)
+        with tempfile.TemporaryDirectory() as tmp:
+            with server(tmp) as s:  # off: nothing added
+                s.call("process/spawn", {"processId": "off", "argv": show, "sandbox": FULL,
+                                         "_meta": {"traceparent": TRACEPARENT}})
+                s.wait_exit("off")
+                assert s.output_of("off").decode() == "|", s.output_of("off")
+    finally:
+        rx.close()
+
+
 def test_meta_accepted_on_every_method():
     with tempfile.TemporaryDirectory() as tmp:
         with server(tmp) as s:
