@@ -130,8 +130,10 @@ static size_t on_response(char *p, size_t size, size_t n, void *arg) {
 static void batch_release(tele_queue *q) {
   telemetry *t = q->t;
   free(q->body);
-  q->body = NULL;
-  q->body_len = 0;
+  free(q->plain);
+  q->body = q->plain = NULL;
+  q->body_len = q->plain_len = 0;
+  q->gzipped = false;
   t->total_bytes -= q->batch_bytes;
   q->batch_bytes = q->batch_count = 0;
   q->attempt = 0;
@@ -182,7 +184,7 @@ static void start_transfer(tele_queue *q) {
   curl_easy_setopt(e, CURLOPT_POST, 1L);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->gzipped ? t->headers : t->headers->next);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response);
@@ -239,7 +241,9 @@ static void send_batch(tele_queue *q) {
     char *z;
     size_t zn;
     if (tele_gzip(body, o, &z, &zn) == 0) {
-      free(body);
+      q->plain = body;
+      q->plain_len = o;
+      q->gzipped = true;
       body = z;
       o = zn;
     }
@@ -270,6 +274,21 @@ static void transfer_done(tele_queue *q, CURLcode rc, long status, curl_off_t re
     batch_release(q);
     kick(q);
     maybe_finish_shutdown(t);
+    return;
+  }
+  if (rc == CURLE_OK && status == 415 && q->gzipped) {
+    /* The collector does not take gzip after all: send this batch and the
+     * next ones plain. */
+    tele_note(t, TELE_LOG_WARN, "telemetry: %s answered 415 to a gzip body; sending uncompressed",
+              q->url);
+    t->gzip = false;
+    free(q->body);
+    q->body = q->plain;
+    q->body_len = q->plain_len;
+    q->plain = NULL;
+    q->plain_len = 0;
+    q->gzipped = false;
+    start_transfer(q);
     return;
   }
   char why[160];
@@ -380,10 +399,9 @@ int tele_export_start(telemetry *t, const tele_config *cfg) {
   curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
   curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
   curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
-  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Encoding: gzip");
+  h = curl_slist_append(h, "Content-Type: application/json");
   h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-  if (cfg->gzip)
-    h = curl_slist_append(h, "Content-Encoding: gzip");
   for (size_t i = 0; h && i < cfg->n_headers; i++) {
     size_t n = strlen(cfg->headers[i].key) + strlen(cfg->headers[i].value) + 3;
     char *line = malloc(n);
@@ -503,6 +521,7 @@ void tele_export_free(telemetry *t) {
     if (q->easy)
       curl_easy_cleanup(q->easy);
     free(q->body);
+    free(q->plain);
     while (q->head) {
       tele_item *it = q->head;
       q->head = it->next;

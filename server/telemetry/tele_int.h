@@ -36,6 +36,9 @@ typedef struct tele_queue {
   /* the batch in flight (or backing off) */
   char *body;
   size_t body_len;
+  char *plain; /* the body before gzip, kept in case the collector refuses gzip (415) */
+  size_t plain_len;
+  bool gzipped;
   size_t batch_count, batch_bytes;
   unsigned attempt;
   CURL *easy;
@@ -62,7 +65,7 @@ struct telemetry {
   bool gzip;
   /* export */
   CURLM *multi;
-  struct curl_slist *headers;
+  struct curl_slist *headers; /* "Content-Encoding: gzip" first: ->next for plain bodies */
   uv_timer_t curl_timer;
   unsigned open_handles;
   tele_queue q[TELE_NQ];

@@ -441,6 +441,37 @@ static void test_retry_503_then_200(void **state) {
   uv_loop_close(&loop);
 }
 
+static void test_gzip_refused_then_plain(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  collector c = {.statuses = {415}, .nstatus = 1};
+  collector_start(&loop, &c);
+  tele_config tc;
+  config_for(&tc, &c, "\"compression\":\"gzip\",\"batchDelayMs\":1");
+  telemetry *t;
+  assert_int_equal(telemetry_new(&loop, &tc, NULL, &t), 0);
+  telemetry_log(t, "e1", TELE_SEV_INFO, NULL, NULL, 0, NULL);
+  assert_true(run_until(&loop, two_bodies, &c, 10000));
+  assert_true(c.gzipped[0]);
+  assert_int_equal(c.codes[0], 415);
+  assert_false(c.gzipped[1]); /* the same batch, plain */
+  assert_int_equal(c.codes[1], 200);
+  assert_true(json_equal(c.bodies[0], c.bodies[1]));
+  telemetry_log(t, "e2", TELE_SEV_INFO, NULL, NULL, 0, NULL);
+  shutdown_and_run(&loop, t);
+  assert_int_equal(c.nbodies, 3);
+  assert_false(c.gzipped[2]); /* and plain from then on */
+  tele_stats st;
+  telemetry_stats(t, &st);
+  assert_int_equal(st.logs_exported, 2);
+  assert_int_equal(st.export_failures, 0);
+  telemetry_free(t);
+  tele_config_free(&tc);
+  collector_stop(&loop, &c);
+  uv_loop_close(&loop);
+}
+
 static void test_bound_with_hanging_collector(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -485,6 +516,7 @@ int main(void) {
       cmocka_unit_test(test_network_and_approval_records),
       cmocka_unit_test(test_spans_parent_tracestate_gzip),
       cmocka_unit_test(test_retry_503_then_200),
+      cmocka_unit_test(test_gzip_refused_then_plain),
       cmocka_unit_test(test_bound_with_hanging_collector),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
