@@ -4,7 +4,8 @@
  * sent in batches (by count, bytes and age) to /v1/traces and /v1/logs through
  * libcurl's multi interface driven by the caller's libuv loop (uv_poll per
  * socket, one uv_timer): nothing here ever blocks the loop. Batches are
- * gzipped when configured (`compression: gzip`, OTEL_EXPORTER_OTLP_COMPRESSION),
+ * gzipped when configured (`compression: gzip`, OTEL_EXPORTER_OTLP_COMPRESSION;
+ * a 415 answer turns it off),
  * retried with backoff on 429/502/503/504 and transport errors (Retry-After is
  * honoured), and memory is bounded: past `maxQueueBytes` new events are
  * dropped and counted (telemetry_stats, and the on_log callback).
