@@ -58,6 +58,24 @@ int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
 struct netstub;
 int handlers_proxy_serve(uv_loop_t *loop, int *chan, struct netstub **out);
 
+/* Telemetry for the process family (telemetry.c); no-ops when it is off.
+ * The span starts as the spawn request's child; _end takes info NULL for a
+ * process released (or abandoned) before its exit. A refused spawn's record
+ * takes processId and argv[0] from params, or from id/argv0 when params is NULL. */
+struct tele_span;
+struct tele_span *handlers_process_span_start(warden_server *s, rpc_request *req, exec_proc *proc,
+                                              const char *backend, bool enforced,
+                                              const char *network);
+void handlers_process_span_end(struct tele_span *sp, const exec_exit_info *info);
+void handlers_log_spawn_refused(warden_server *s, rpc_request *req, json_t *params,
+                                const char *id, const char *argv0, int code, const char *reason,
+                                int err, const char *syscall);
+/* The command's environment carries the spawn request's trace context
+ * (TRACEPARENT, TRACESTATE: the OpenTelemetry environment carriers) unless
+ * env sets them: a new object (env copied), or NULL when there is nothing
+ * to add. */
+json_t *handlers_trace_env(warden_server *s, rpc_request *req, const json_t *env);
+
 /* The policy context for resolving a policy in this server (policy.c). */
 void handlers_policy_context(warden_server *s, policy_context *ctx);
 /* A policy error as a -32602 answer with data.path. */

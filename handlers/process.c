@@ -83,6 +83,10 @@ typedef struct proc_data {
   void *internal_arg;
   char *out;
   size_t out_len;
+  /* telemetry (NULL when off): the process span, from spawn to exit, and
+   * what a refused spawn's record names */
+  struct tele_span *span;
+  char *tele_argv0;
 } proc_data;
 
 /* Every proc_data not yet freed, newest first. */
@@ -105,6 +109,8 @@ static void free_proc_data(proc_data *pd) {
   if (pd->next)
     pd->next->prev = pd->prev;
   free(pd->id);
+  handlers_process_span_end(pd->span, NULL);
+  free(pd->tele_argv0);
   netstub_close(pd->proxy);
   if (pd->proxy_chan >= 0)
     close(pd->proxy_chan);
@@ -321,6 +327,9 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     char msg[256], m2[300];
     snprintf(msg, sizeof msg, "%s: %s", err->syscall, strerror(err->err));
     json_t *data = json_pack("{s:i,s:s}", "errno", err->err, "syscall", err->syscall);
+    handlers_log_spawn_refused(s, req, NULL, pd->id, pd->tele_argv0,
+                               err->sandbox ? RPC_SANDBOX_DENIED : RPC_SPAWN_FAILED, msg,
+                               err->err, err->syscall);
     int code = RPC_SPAWN_FAILED;
     const char *message = msg;
     if (err->sandbox) {
@@ -336,6 +345,7 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   exec_proc_set_data(proc, pd);
+  pd->span = handlers_process_span_start(s, req, proc, pd->backend, pd->enforced, pd->network);
   int rc = handlers_proxy_serve(s->loop, &pd->proxy_chan, &pd->proxy);
   if (rc < 0)
     LOGE("process", "%s: proxy listeners: %s", exec_proc_id(proc), strerror(-rc));
@@ -420,6 +430,8 @@ static void on_proc_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_ex
                              "durationMs", (json_int_t)info->duration_ms);
   rpc_notify(s->rpc, "process/exited", params);
   if (pd) {
+    handlers_process_span_end(pd->span, info);
+    pd->span = NULL;
     wake_waiters(pd, true);
     exec_proc_set_data(proc, NULL);
     if (pd->release_req)
@@ -458,6 +470,7 @@ static int build_sandbox(warden_server *s, rpc_request *req, json_t *params, con
   if (!plan->enforceable) {
     char msg[600];
     snprintf(msg, sizeof msg, "sandbox cannot be enforced: %s", plan->reason ? plan->reason : "?");
+    handlers_log_spawn_refused(s, req, params, NULL, NULL, RPC_SANDBOX_DENIED, msg, 0, NULL);
     rpc_respond_error(req, RPC_SANDBOX_DENIED, msg,
                       json_pack("{s:s}", "reason", plan->reason ? plan->reason : "unknown"));
     policy_plan_free(plan);
@@ -475,6 +488,7 @@ static int build_sandbox(warden_server *s, rpc_request *req, json_t *params, con
   if (rc < 0) {
     char msg[600];
     snprintf(msg, sizeof msg, "sandbox cannot be enforced: %s", reason ? reason : strerror(-rc));
+    handlers_log_spawn_refused(s, req, params, NULL, NULL, RPC_SANDBOX_DENIED, msg, 0, NULL);
     rpc_respond_error(req, RPC_SANDBOX_DENIED, msg,
                       json_pack("{s:s}", "reason", reason ? reason : strerror(-rc)));
     free(reason);
@@ -484,6 +498,8 @@ static int build_sandbox(warden_server *s, rpc_request *req, json_t *params, con
   snprintf(pd->backend, sizeof pd->backend, "%s", sandbox_spec_backend_name(pd->spec));
   if (sandbox_spec_network(pd->spec) == POLICY_NET_PROXY &&
       (rc = sandbox_spec_proxy_channel(pd->spec, &pd->proxy_chan)) < 0) {
+    handlers_log_spawn_refused(s, req, params, NULL, NULL, RPC_SANDBOX_DENIED, "proxy channel",
+                               -rc, "socketpair");
     rpc_respond_errorf(req, RPC_SANDBOX_DENIED, "sandbox cannot be enforced: proxy channel: %s",
                        strerror(-rc));
     return -1;
@@ -614,6 +630,10 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
   pd->proxy_chan = -1;
   pd->id = strdup(id);
   link_proc_data(pd);
+  if (s->telemetry) { /* for a refused spawn's record */
+    const char *a0 = json_string_value(json_array_get(json_object_get(params, "argv"), 0));
+    pd->tele_argv0 = a0 ? strdup(a0) : NULL;
+  }
   json_t *idj = json_string(id);
   pd->id_json = json_dumps(idj, JSON_ENCODE_ANY);
   json_decref(idj);
@@ -635,6 +655,9 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     json_object_set_new(env_copy, "TERM", json_string("xterm-256color"));
     env = env_copy;
   }
+  json_t *trace_env = handlers_trace_env(s, req, env); /* NULL unless telemetry is on */
+  if (trace_env)
+    env = trace_env;
   /* The server's socket-locating variables reach only commands whose
    * network is full (the seccomp filter stops the sockets themselves). */
   pd->env_dropped = json_array();
@@ -645,6 +668,7 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
                        .dropped = pd->env_dropped};
   char **envp = pd->env_dropped ? envpolicy_build_ex(environ, &eo) : NULL;
   json_decref(env_copy);
+  json_decref(trace_env);
   if (!argv || !envp) {
     free(argv);
     envpolicy_free(envp);
@@ -685,9 +709,12 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     free_proc_data(pd);
     if (rc == -EEXIST)
       invalid(req, "params.processId", "processId \"%.256s\" is already in use", id);
-    else
+    else {
+      handlers_log_spawn_refused(s, req, params, NULL, NULL, RPC_SPAWN_FAILED, strerror(-rc), -rc,
+                                 "spawn");
       rpc_respond_error(req, RPC_SPAWN_FAILED, strerror(-rc),
                         json_pack("{s:i,s:s}", "errno", -rc, "syscall", "spawn"));
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include "handlers/handlers.h"
 #include "server/log.h"
 #include "server/sandbox/sandbox.h"
+#include "server/telemetry/telemetry.h"
 #include "server/version.h"
 
 #include <errno.h>
@@ -35,8 +36,9 @@ void handle_sandbox_readiness(void *server, rpc_request *req, json_t *params) {
     LOGD("sandbox", "readiness %s: %s", status, why);
   json_decref(settings);
   free(dir);
-  rpc_respond(req, json_pack("{s:s,s:i,s:o}", "status", status, "setupVersion",
-                             SANDBOX_SETUP_VERSION, "features", handlers_features_json(f)));
+  rpc_respond(req, json_pack("{s:s,s:i,s:o,s:o}", "status", status, "setupVersion",
+                             SANDBOX_SETUP_VERSION, "features", handlers_features_json(f),
+                             "telemetry", telemetry_stats_json(s->telemetry)));
 }
 
 /* ---- setup ---- */

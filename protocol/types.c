@@ -349,9 +349,21 @@ OBJECT(t_transform_result, f_transform_result, .name = "PolicyTransformResult");
 
 /* ---- sandbox setup ---- */
 
+FIELDS(f_telemetry, {"enabled", &t_bool, true, "An OTLP endpoint is configured."},
+       {"spansExported", &t_uint, true, "Spans the collector accepted."},
+       {"logRecordsExported", &t_uint, true, "Log records the collector accepted."},
+       {"spansDropped", &t_uint, true,
+        "Spans lost: queue full (maxQueueBytes), batch refused or retries exhausted."},
+       {"logRecordsDropped", &t_uint, true, "Log records lost, for the same reasons."},
+       {"exportFailures", &t_uint, true, "Batches given up on."},
+       {"retries", &t_uint, true, "Sends repeated after 429/502/503/504 or a transport error."},
+       {"queuedBytes", &t_uint, true, "Encoded events waiting or in flight (at most maxQueueBytes)."});
+OBJECT(t_telemetry_status, f_telemetry, .name = "TelemetryStatus",
+       .desc = "OpenTelemetry export counters since the server started (all 0 when disabled).");
 FIELDS(f_readiness, {"status", &t_readiness, true, NULL},
        {"setupVersion", &t_uint, true, "The setup version this server writes."},
-       {"features", &t_features, true, NULL});
+       {"features", &t_features, true, NULL},
+       {"telemetry", &t_telemetry_status, true, NULL});
 OBJECT(t_readiness_result, f_readiness, .name = "SandboxReadinessResult");
 FIELDS(f_setup, {"cwd", &t_abs_path, false,
                  "The workspace to prepare. A setup asked for while one runs is queued with its "

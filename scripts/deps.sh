@@ -5,7 +5,7 @@
 # -setuptools and -wheel install clients/python offline; groff-base lets the
 # man page test render warden(1).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config python3 libjansson-dev libuv1-dev
+pkgs=(build-essential cmake pkg-config python3 libjansson-dev libuv1-dev zlib1g-dev
       libcurl4-openssl-dev libseccomp-dev libcmocka-dev iproute2
       dpkg-dev python3-venv python3-setuptools python3-wheel groff-base)
 # Node may come from elsewhere than Debian (nvm, a tarball): any node+npm on PATH will do.

@@ -20,8 +20,9 @@ void config_free(warden_config *c) {
   free(c->state_dir);
   json_decref(c->default_sandbox);
   json_decref(c->profiles);
+  json_decref(c->telemetry);
   c->state_dir = NULL;
-  c->default_sandbox = c->profiles = NULL;
+  c->default_sandbox = c->profiles = c->telemetry = NULL;
 }
 
 static int get_size(const char *path, const char *key, json_t *v, long long min, long long max,
@@ -101,11 +102,19 @@ int config_load_file(warden_config *c, const char *path, char *err, size_t errle
         json_decref(c->profiles);
         c->profiles = json_incref(v);
       }
+    } else if (strcmp(key, "telemetry") == 0) {
+      if (!json_is_object(v)) {
+        snprintf(err, errlen, "%s: \"telemetry\" must be an object", path);
+        rc = -1;
+      } else {
+        json_decref(c->telemetry);
+        c->telemetry = json_incref(v);
+      }
     } else {
       snprintf(err, errlen,
                "%s: unknown key \"%s\" (known: maxLineBytes, retainBytes, maxInflight, "
                "shutdownGraceMs, approvalTimeoutMs, outputHighWaterBytes, stateDir, "
-               "defaultSandbox, profiles)",
+               "defaultSandbox, profiles, telemetry)",
                path, key);
       rc = -1;
     }

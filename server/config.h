@@ -17,6 +17,7 @@ typedef struct warden_config {
   char *state_dir;             /* --state-dir, "stateDir" */
   json_t *default_sandbox;     /* "defaultSandbox": SandboxPolicy, NULL: workspaceWrite */
   json_t *profiles;            /* "profiles": name -> SandboxPolicy */
+  json_t *telemetry;           /* "telemetry": checked by server/telemetry at start */
 } warden_config;
 
 void config_defaults(warden_config *c);

@@ -4,6 +4,7 @@
 #include "server/install_paths.h"
 #include "server/log.h"
 #include "server/server.h"
+#include "server/telemetry/telemetry.h"
 #include "server/version.h"
 
 #include <errno.h>
@@ -143,6 +144,11 @@ static void flushed(void *arg) {
   transport_close(s->tr, transport_closed, s);
 }
 
+static void telemetry_flushed(void *arg) {
+  warden_server *s = arg;
+  transport_flush(s->tr, flushed, s);
+}
+
 static void processes_gone(void *arg) {
   shutdown_ctx *c = arg;
   warden_server *s = c->s;
@@ -151,7 +157,9 @@ static void processes_gone(void *arg) {
     c->then(c->arg);
   handlers_stop(s);
   transport_stop_input(s->tr);
-  transport_flush(s->tr, flushed, s);
+  /* The last spans (the shutdown request's included) get a bounded chance to
+   * reach the collector; the answer is already on its way to the client. */
+  telemetry_shutdown(s->telemetry, telemetry_flushed, s);
 }
 
 void server_shutdown(warden_server *s, void (*then)(void *), void *arg) {
@@ -170,7 +178,13 @@ void server_shutdown(warden_server *s, void (*then)(void *), void *arg) {
     processes_gone(&g_shutdown);
 }
 
-static int serve(warden_server *s) {
+static void on_telemetry_note(void *arg, tele_level level, const char *msg) {
+  (void)arg;
+  log_write(level == TELE_LOG_ERROR ? LOG_ERROR : level == TELE_LOG_WARN ? LOG_WARN : LOG_INFO,
+            "telemetry", "%s", msg);
+}
+
+static int serve(warden_server *s, const tele_config *tc) {
   uv_loop_t *loop = uv_default_loop();
   s->loop = loop;
   signal(SIGPIPE, SIG_IGN);
@@ -184,6 +198,11 @@ static int serve(warden_server *s) {
   };
   if (rpc_new(loop, NULL, &ro, &s->rpc) < 0)
     return 1;
+  tele_opts teo = {.scope_version = WARDEN_VERSION, .on_log = on_telemetry_note};
+  int trc = telemetry_new(loop, tc, &teo, &s->telemetry);
+  if (trc < 0)
+    LOGE("server", "telemetry off: cannot start the exporter: %s", strerror(-trc));
+  rpc_set_telemetry(s->rpc, s->telemetry);
   int rc = handlers_start(s);
   if (rc < 0) {
     LOGE("server", "cannot start: %s", strerror(-rc));
@@ -219,6 +238,8 @@ static int serve(warden_server *s) {
   uv_run(loop, UV_RUN_DEFAULT);
   handlers_free(s);
   rpc_free(s->rpc);
+  telemetry_free(s->telemetry);
+  s->telemetry = NULL;
   uv_loop_close(loop);
   return s->exit_code;
 }
@@ -339,11 +360,25 @@ int main(int argc, char **argv) {
     free(s.cfg.state_dir);
     s.cfg.state_dir = strdup(state_dir);
   }
+  /* Telemetry: the OTEL_* environment, then the config file's object over it;
+   * a bad value stops the start here (exit 2), naming it. */
+  tele_config tc;
+  tele_config_init(&tc);
+  char terr[600];
+  if (!run_mode && (tele_config_from_env(&tc, NULL, terr, sizeof terr) < 0 ||
+                    (s.cfg.telemetry &&
+                     tele_config_from_json(&tc, s.cfg.telemetry, terr, sizeof terr) < 0))) {
+    fprintf(stderr, "warden: telemetry: %s\n", terr);
+    tele_config_free(&tc);
+    config_free(&s.cfg);
+    return 2;
+  }
   int rc;
   if (run_mode)
     rc = handlers_run_command(&s, argc - i, argv + i);
   else
-    rc = serve(&s);
+    rc = serve(&s, &tc);
+  tele_config_free(&tc);
   config_free(&s.cfg);
   return rc;
 }

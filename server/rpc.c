@@ -2,6 +2,7 @@
 
 #include "protocol/protocol.h"
 #include "server/log.h"
+#include "server/telemetry/telemetry.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,12 +30,18 @@ struct rpc {
   unsigned inflight;
   int64_t next_call_id;
   rpc_call_entry *calls;
+  /* telemetry: the span of the request being dispatched, until a handler owns it */
+  struct telemetry *tele;
+  tele_span *pending_span;
+  int early_code;
+  char early_msg[160];
 };
 
 struct rpc_request {
   rpc *r;
   json_t *id;
   char method[64];
+  tele_span *span;
 };
 
 int rpc_new(uv_loop_t *loop, transport *out, const rpc_opts *opts, rpc **out_rpc) {
@@ -84,7 +91,11 @@ static void send_json(rpc *r, json_t *msg) {
 /* {"jsonrpc":"2.0", ...}: jsonrpc first, for readers that look at it. */
 static json_t *envelope(void) { return json_pack("{s:s}", "jsonrpc", "2.0"); }
 
+static void trace_note_error(rpc *r, int code, const char *message);
+static void trace_end(tele_span *sp, int code, const char *message);
+
 static void send_error(rpc *r, json_t *id, int code, const char *message, json_t *data) {
+  trace_note_error(r, code, message);
   json_t *err = json_pack("{s:i,s:s}", "code", code, "message", message);
   if (data)
     json_object_set_new(err, "data", data);
@@ -101,6 +112,7 @@ static void finish(rpc_request *req) {
 }
 
 void rpc_respond(rpc_request *req, json_t *result) {
+  trace_end(req->span, 0, NULL);
   json_t *msg = envelope();
   json_object_set(msg, "id", req->id);
   json_object_set_new(msg, "result", result ? result : json_object());
@@ -109,6 +121,7 @@ void rpc_respond(rpc_request *req, json_t *result) {
 }
 
 void rpc_respond_error(rpc_request *req, int code, const char *message, json_t *data) {
+  trace_end(req->span, code, message);
   send_error(req->r, req->id, code, message, data);
   finish(req);
 }
@@ -292,6 +305,8 @@ static void dispatch_request(rpc *r, json_t *id, const char *method, json_t *par
   req->r = r;
   req->id = json_incref(id);
   snprintf(req->method, sizeof req->method, "%s", method);
+  req->span = r->pending_span; /* the handler's answer ends it */
+  r->pending_span = NULL;
   r->inflight++;
   h->fn(r->o.server, req, p);
   json_decref(p);
@@ -431,6 +446,72 @@ static void handle_notification(rpc *r, const char *method, json_t *params) {
   }
 }
 
+/* ---- params._meta and request spans ---- */
+
+void rpc_set_telemetry(rpc *r, struct telemetry *t) { r->tele = t; }
+tele_span *rpc_request_span(const rpc_request *req) { return req->span; }
+
+static void trace_note_error(rpc *r, int code, const char *message) {
+  if (!r->pending_span)
+    return;
+  r->early_code = code;
+  snprintf(r->early_msg, sizeof r->early_msg, "%s", message);
+}
+
+static void trace_end(tele_span *sp, int code, const char *message) {
+  if (!sp)
+    return;
+  telemetry_span_set_str(sp, "warden.outcome", code ? "error" : "ok");
+  if (code) {
+    telemetry_span_set_int(sp, "rpc.jsonrpc.error_code", code);
+    telemetry_span_set_str(sp, "rpc.jsonrpc.error_message", message);
+    telemetry_span_set_error(sp, message);
+  }
+  telemetry_span_end(sp);
+}
+
+/* `_meta` (MCP's convention) is request metadata, not arguments: it is
+ * accepted in the params of every request, must be an object, and is taken
+ * out before the params are validated. _meta.traceparent (with
+ * _meta.tracestate) continues the caller's W3C trace; a malformed one is
+ * ignored (a new trace starts), as W3C asks. Other _meta members are
+ * ignored. The request's span starts here and ends with its one answer. */
+static void dispatch_traced(rpc *r, json_t *id, const char *method, json_t *params) {
+  json_t *meta = json_is_object(params) ? json_object_get(params, "_meta") : NULL;
+  const char *traceparent = NULL, *tracestate = NULL;
+  if (meta) {
+    json_incref(meta);
+    json_object_del(params, "_meta");
+    traceparent = json_string_value(json_object_get(meta, "traceparent"));
+    tracestate = json_string_value(json_object_get(meta, "tracestate"));
+  }
+  if (r->tele) {
+    tele_span *sp = telemetry_span_start(r->tele, method, TELE_SPAN_SERVER, NULL, traceparent,
+                                         tracestate);
+    telemetry_span_set_str(sp, "rpc.system", "jsonrpc");
+    telemetry_span_set_str(sp, "rpc.jsonrpc.version", "2.0");
+    telemetry_span_set_str(sp, "rpc.method", method);
+    if (sp && json_is_string(id))
+      telemetry_span_set_str(sp, "rpc.jsonrpc.request_id", json_string_value(id));
+    else if (sp)
+      telemetry_span_set_int(sp, "rpc.jsonrpc.request_id", (long long)json_integer_value(id));
+    r->pending_span = sp;
+    r->early_code = 0;
+  }
+  if (meta && !json_is_object(meta))
+    send_error(r, id, RPC_INVALID_PARAMS, "params._meta: expected object",
+               json_pack("{s:s,s:s}", "path", "params._meta", "expected", "object"));
+  else
+    dispatch_request(r, id, method, params);
+  if (r->pending_span) {
+    /* Answered before a handler got it (not initialized, unknown method,
+     * invalid params, overloaded). */
+    trace_end(r->pending_span, r->early_code, r->early_msg);
+    r->pending_span = NULL;
+  }
+  json_decref(meta);
+}
+
 void rpc_handle_line(rpc *r, const char *line, size_t len) {
   size_t i = 0;
   while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
@@ -474,7 +555,7 @@ void rpc_handle_line(rpc *r, const char *line, size_t len) {
       send_error(r, id, RPC_METHOD_NOT_FOUND, "method not found: the name contains NUL",
                  json_pack("{s:O}", "method", method));
     } else if (id) {
-      dispatch_request(r, id, json_string_value(method), json_object_get(msg, "params"));
+      dispatch_traced(r, id, json_string_value(method), json_object_get(msg, "params"));
     } else {
       handle_notification(r, json_string_value(method), json_object_get(msg, "params"));
     }

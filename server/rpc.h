@@ -86,4 +86,13 @@ void rpc_cancel_calls(rpc *r);
 
 unsigned rpc_inflight(const rpc *r);
 
+/* Telemetry (server/telemetry): one span per request, continuing the W3C
+ * trace in params._meta.traceparent. `_meta` is accepted in every request's
+ * params and removed before validation. t NULL: off. */
+struct telemetry;
+struct tele_span;
+void rpc_set_telemetry(rpc *r, struct telemetry *t);
+/* The request's span, for child spans and records (NULL when off). */
+struct tele_span *rpc_request_span(const rpc_request *req);
+
 #endif

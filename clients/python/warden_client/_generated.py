@@ -408,11 +408,35 @@ class PolicyTransformResult(TypedDict):
     sandbox: SandboxPolicy
 
 
+class TelemetryStatus(TypedDict):
+    """OpenTelemetry export counters since the server started (all 0 when
+    disabled).
+    """
+    #: An OTLP endpoint is configured.
+    enabled: bool
+    #: Spans the collector accepted.
+    spansExported: int
+    #: Log records the collector accepted.
+    logRecordsExported: int
+    #: Spans lost: queue full (maxQueueBytes), batch refused or retries
+    #: exhausted.
+    spansDropped: int
+    #: Log records lost, for the same reasons.
+    logRecordsDropped: int
+    #: Batches given up on.
+    exportFailures: int
+    #: Sends repeated after 429/502/503/504 or a transport error.
+    retries: int
+    #: Encoded events waiting or in flight (at most maxQueueBytes).
+    queuedBytes: int
+
+
 class SandboxReadinessResult(TypedDict):
     status: Literal["ready", "notConfigured", "updateRequired"]
     #: The setup version this server writes.
     setupVersion: int
     features: SandboxFeatures
+    telemetry: TelemetryStatus
 
 
 class SandboxSetupParams(TypedDict, total=False):

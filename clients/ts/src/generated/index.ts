@@ -41,6 +41,7 @@ export type { WritableRoot } from "./WritableRoot";
 export type { PolicyTransformParams } from "./PolicyTransformParams";
 export type { PolicyTransformResult } from "./PolicyTransformResult";
 export type { SandboxReadinessResult } from "./SandboxReadinessResult";
+export type { TelemetryStatus } from "./TelemetryStatus";
 export type { SandboxSetupParams } from "./SandboxSetupParams";
 export type { SandboxSetupResult } from "./SandboxSetupResult";
 export type { SandboxSetupCompletedNotification } from "./SandboxSetupCompletedNotification";
