@@ -141,9 +141,11 @@ static int do_bind(const char *src, const char *dst, bool readonly, bool nofollo
   if (r < 0)
     return r;
   uint64_t attrs = MOUNT_ATTR_NOSUID | (readonly ? MOUNT_ATTR_RDONLY : 0);
-  /* nodev only where it cannot break our own device binds: everything but
-   * the single-node binds of /dev */
-  if (src[s_len(SBX_OLD)] != '\0' && memcmp(src + s_len(SBX_OLD), "/dev/", 5) != 0)
+  /* nodev everywhere (the base bind of the host's / included: a device node
+   * outside /dev must not open) but on the single-node binds taken from the
+   * host's /dev for our own /dev and for file masks (/dev/null) */
+  static const char devp[] = SBX_OLD "/dev/";
+  if (memcmp(src, devp, sizeof devp - 1) != 0)
     attrs |= MOUNT_ATTR_NODEV;
   r = set_attr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs);
   if (r == 0)
@@ -474,12 +476,14 @@ int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step) 
     }
   }
 
-  /* 3. Stop mount events from leaking: rslave keeps receiving host events
-   * (a disk mounted later still shows up under a full-read view) but nothing
-   * we do propagates back to the host. pivot_root also refuses shared
-   * mounts. */
-  *step = "make / rslave";
-  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+  /* 3. Cut mount propagation both ways, before any copy is made: nothing
+   * we do reaches the host, and nothing mounted on the host later appears in
+   * the view (a slave copy would receive it, without our read-only,
+   * nosuid and nodev attributes: writable inside a read-only area). The
+   * copies made from here on inherit "private". pivot_root also refuses
+   * shared mounts. */
+  *step = "make / rprivate";
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     return -errno;
 
   /* 4. A tmpfs to stand on, and the first pivot: the tmpfs becomes / and the

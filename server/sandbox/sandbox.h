@@ -49,6 +49,13 @@ typedef struct sandbox_build_opts {
   unsigned host_uid;      /* getuid() of the server */
   unsigned host_gid;
   const char *exe_path;   /* the server's own binary, kept readable */
+  /* The configured state directory (--state-dir / config), or NULL for the
+   * default (sandbox_state_dir(NULL)). Holds the private /tmp of each
+   * workspace and the placeholder records. */
+  const char *state_dir;
+  /* The policy names the host's /tmp itself as writable: share it instead
+   * of giving the workspace a private /tmp. */
+  bool host_tmp;
 } sandbox_build_opts;
 
 /* Build a spec for `plan`. Fails (-EPERM, *reason set to a malloc'd message)
@@ -81,6 +88,17 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step);
 /* Parent side, after the run: remove mount points that had to be created on
  * the host to mask missing protected paths. */
 void sandbox_spec_cleanup_host(const sandbox_spec *spec);
+
+/* Remove the placeholders that a server killed before its cleanup left on
+ * the host (recorded under <state_dir>/v<N>/placeholders). Runs by itself
+ * at the first sandboxed build of a process; callable earlier (startup). */
+void sbx_leftovers_cleanup(const char *state_dir);
+
+/* Does the SandboxPolicy JSON name the host's /tmp itself as writable
+ * (legacy writableRoots "/tmp", or a split entry {"path":"/tmp","access":
+ * "write"}; the :slash_tmp token and the implied /tmp of workspaceWrite do
+ * not)? Then sandbox_build_opts.host_tmp. NULL: no. */
+bool sandbox_policy_names_host_tmp(const json_t *policy);
 
 /* ---- additions (server/sandbox) ---- */
 

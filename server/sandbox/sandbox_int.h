@@ -103,6 +103,9 @@ struct sandbox_spec {
   /* host mount points created for masks (registry keys) */
   char **stubs;
   size_t n_stubs;
+  /* shared flock()s on the host paths our masks sit on (see spec.c) */
+  int *lock_fds;
+  size_t n_lock_fds;
   bool cleaned;
 
   /* proxy channel */
@@ -115,9 +118,10 @@ struct sandbox_spec {
 int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool dry,
                    sandbox_spec **out, char **reason);
 
-/* seccomp.c: the filter for `net` exported as classic BPF (malloc'd). */
-int sbx_seccomp_build(policy_net_mode net, struct sock_filter **out, unsigned short *n,
-                      char **reason);
+/* seccomp.c: the filter for `net` exported as classic BPF (malloc'd);
+ * landlock_only adds the calls Landlock alone cannot confine. */
+int sbx_seccomp_build(policy_net_mode net, bool landlock_only, struct sock_filter **out,
+                      unsigned short *n, char **reason);
 
 /* child.c helpers also used by setup.c tests */
 const char *sbx_net_name(policy_net_mode m);

@@ -33,8 +33,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- small helpers ---- */
@@ -111,7 +114,28 @@ const char *sbx_backend_name(policy_backend b) {
   }
 }
 
-/* ---- the stub registry (host mount points created for masks) ---- */
+/* ---- the stub registry (host mount points created for masks) ----
+ *
+ * A stub is shared by every run that masks the same path: by concurrent runs
+ * of this server (the in-process refcount) and by runs of other servers
+ * (which find it existing and bind over it). Removing a directory that is a
+ * mount point in another mount namespace lazily detaches those mounts, so a
+ * stub must not go while anybody's mask sits on it: every run holds a shared
+ * flock() on each protected path it mounts over inside a writable root
+ * (sandbox_spec.lock_fds, until cleanup_host), and a stub is removed only
+ * under an exclusive, non-blocking flock. One that cannot be removed stays
+ * recorded for the next start.
+ *
+ * The record: before creating a stub, its path is appended to
+ * <state>/v<N>/placeholders/<pid>-<nonce>.list, a file this server holds
+ * an exclusive flock() on for its whole life. At the first sandboxed build
+ * of a process, record files whose lock is free (their server is gone, e.g.
+ * SIGKILLed) are replayed: every recorded stub that is still an empty
+ * directory or empty file, and not locked by a live run, is removed. */
+
+#define PLACEHOLDER_DIR "placeholders"
+/* A record file larger than this is not ours: it is skipped. */
+#define PLACEHOLDER_RECORD_MAX (1024 * 1024)
 
 typedef struct stub {
   char *path;
@@ -124,12 +148,119 @@ typedef struct stub {
 
 static pthread_mutex_t g_stub_lock = PTHREAD_MUTEX_INITIALIZER;
 static stub *g_stubs;
+static int g_record_fd = -1;     /* our record file, under g_stub_lock */
+static bool g_leftovers_done;    /* under g_stub_lock */
+
+/* Remove the placeholder at path when it is still empty and nobody holds a
+ * lock on it. */
+static void remove_if_unused(const char *path, bool dir) {
+  int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC |
+                          O_NONBLOCK);
+  if (fd < 0)
+    return;
+  struct stat st;
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0) {
+    if (dir && S_ISDIR(st.st_mode))
+      rmdir(path); /* only ever removes an empty directory */
+    else if (!dir && S_ISREG(st.st_mode) && st.st_size == 0)
+      unlink(path);
+  }
+  close(fd);
+}
+
+static void replay_record(int dirfd, const char *name) {
+  int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  struct stat st;
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+      st.st_size > PLACEHOLDER_RECORD_MAX) {
+    close(fd);
+    return; /* a live server's record (or not ours) */
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  ssize_t n = buf ? pread(fd, buf, (size_t)st.st_size, 0) : -1;
+  if (n >= 0) {
+    buf[n] = '\0';
+    for (char *line = buf, *nl; line && *line; line = nl) {
+      nl = strchr(line, '\n');
+      if (nl)
+        *nl++ = '\0';
+      if ((line[0] == 'd' || line[0] == 'f') && line[1] == ' ' && line[2] == '/')
+        remove_if_unused(line + 2, line[0] == 'd');
+    }
+    unlinkat(dirfd, name, 0);
+  }
+  free(buf);
+  close(fd);
+}
+
+/* Under g_stub_lock: replay leftovers once, then open our own record. */
+static void record_open(const char *state_dir) {
+  if (g_record_fd >= 0 || !state_dir)
+    return;
+  int err = 0;
+  char *vdir = sandbox_state_vdir(state_dir, true, NULL, &err);
+  char *dir = vdir ? xfmt("%s/" PLACEHOLDER_DIR, vdir) : NULL;
+  free(vdir);
+  if (!dir || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+    free(dir);
+    return;
+  }
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0 && !g_leftovers_done) {
+    g_leftovers_done = true;
+    DIR *d = fdopendir(dup(dfd));
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+      if (de->d_name[0] != '.')
+        replay_record(dfd, de->d_name);
+    if (d)
+      closedir(d);
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  char name[64];
+  snprintf(name, sizeof name, "%ld-%lx.list", (long)getpid(), (unsigned long)ts.tv_nsec);
+  int fd = dfd >= 0 ? openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600)
+                    : -1;
+  if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    close(fd);
+    fd = -1;
+  }
+  g_record_fd = fd;
+  if (dfd >= 0)
+    close(dfd);
+  free(dir);
+}
+
+void sbx_leftovers_cleanup(const char *state_dir) {
+  pthread_mutex_lock(&g_stub_lock);
+  record_open(state_dir);
+  pthread_mutex_unlock(&g_stub_lock);
+}
+
+/* Under g_stub_lock: note path before it is created. Without a state
+ * directory nothing can be recorded: the stub is still removed at the end
+ * of the run, only a SIGKILL would leave it. */
+static void record_stub(const char *path, bool dir) {
+  if (g_record_fd < 0)
+    return;
+  char *line = xfmt("%c %s\n", dir ? 'd' : 'f', path);
+  if (line) {
+    size_t n = strlen(line);
+    if (write(g_record_fd, line, n) == (ssize_t)n)
+      fdatasync(g_record_fd);
+    free(line);
+  }
+}
 
 /* 0: the stub exists and is ours (refcount taken); -EEXIST: the path exists
  * but is not a stub of ours (someone else created it); other: errno. */
-static int stub_acquire(const char *path, bool dir) {
+static int stub_acquire(const char *path, bool dir, const char *state_dir) {
   int rc = 0;
   pthread_mutex_lock(&g_stub_lock);
+  record_open(state_dir);
   stub **pp = &g_stubs;
   for (; *pp; pp = &(*pp)->next)
     if (strcmp((*pp)->path, path) == 0)
@@ -148,6 +279,7 @@ static int stub_acquire(const char *path, bool dir) {
     rc = lstat(path, &st) == 0 ? -EEXIST : -ESTALE;
     goto out;
   }
+  record_stub(path, dir);
   if (dir) {
     if (mkdir(path, 0755) < 0) {
       rc = -errno;
@@ -187,6 +319,21 @@ out:
   return rc;
 }
 
+/* An existing path this server created as a stub for another run: take a
+ * reference so it is not removed under this run. 1 when it is ours. */
+static int stub_ref_existing(const char *path, const struct stat *st) {
+  int rc = 0;
+  pthread_mutex_lock(&g_stub_lock);
+  for (stub *s = g_stubs; s; s = s->next)
+    if (strcmp(s->path, path) == 0 && s->dev == st->st_dev && s->ino == st->st_ino) {
+      s->refs++;
+      rc = 1;
+      break;
+    }
+  pthread_mutex_unlock(&g_stub_lock);
+  return rc;
+}
+
 static void stub_release(const char *path) {
   pthread_mutex_lock(&g_stub_lock);
   for (stub **pp = &g_stubs; *pp; pp = &(*pp)->next) {
@@ -195,14 +342,11 @@ static void stub_release(const char *path) {
       continue;
     if (--s->refs == 0) {
       struct stat st;
-      /* Remove only what we created and what is still empty: another
-       * process may have put something there meanwhile. */
-      if (lstat(path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino) {
-        if (s->dir && S_ISDIR(st.st_mode))
-          rmdir(path);
-        else if (!s->dir && S_ISREG(st.st_mode) && st.st_size == 0)
-          unlink(path);
-      }
+      /* Remove only what we created, what is still empty, and what no run
+       * (of any server) still masks: another process may have put
+       * something there meanwhile. */
+      if (lstat(path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+        remove_if_unused(path, s->dir);
       *pp = s->next;
       free(s->path);
       free(s);
@@ -219,6 +363,7 @@ typedef enum wish_kind {
   W_READ,
   W_DEVPROC,
   W_WRITE,
+  W_PIN, /* a directory between a writable root and a carve-out: bound on itself */
   W_PROTECT,
   W_HIDE,
 } wish_kind;
@@ -236,6 +381,7 @@ typedef enum area {
   A_HOST_RW,
   A_OURS, /* a tmpfs of ours: create mount points freely */
   A_NONE, /* /proc, a file mask: nothing beneath */
+  A_PRIVTMP, /* the workspace's private /tmp: mount points are made by us, in it */
 } area;
 
 typedef struct bld {
@@ -244,8 +390,11 @@ typedef struct bld {
   sandbox_spec *spec;
   bool dry;
   char **reason;
-  size_t cap_mops, cap_ll, cap_stubs;
+  size_t cap_mops, cap_ll, cap_stubs, cap_locks;
   area *areas; /* parallel to spec->mops */
+  char *state_dir;  /* resolved state directory, or NULL */
+  char *privtmp;    /* the workspace's private /tmp on the host, or NULL */
+  char *tmpdir;     /* canonical $TMPDIR bound to privtmp as well, or NULL */
 } bld;
 
 static int cmp_wish(const void *a, const void *b) {
@@ -396,6 +545,43 @@ static int add_stub_record(bld *b, const char *path) {
   return 0;
 }
 
+/* Hold a shared flock() on the host path a mask will sit on, until
+ * cleanup_host: nobody removes it as an unused placeholder meanwhile (see
+ * the registry). Only directories and empty files can be placeholders;
+ * something we cannot open is none of ours. -ENOENT: it was removed before
+ * the lock was taken (treat it as missing). */
+static int hold_path(bld *b, const char *path, const struct stat *st) {
+  if (b->dry || !(S_ISDIR(st->st_mode) || (S_ISREG(st->st_mode) && st->st_size == 0)))
+    return 0;
+  int fd = open(path, (S_ISDIR(st->st_mode) ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW |
+                          O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? -ENOENT : 0;
+  struct stat now;
+  int rc;
+  while ((rc = flock(fd, LOCK_SH)) < 0 && errno == EINTR) {
+  }
+  if (rc < 0 || fstat(fd, &now) < 0) {
+    close(fd);
+    return 0;
+  }
+  if (now.st_nlink == 0) {
+    close(fd);
+    return -ENOENT;
+  }
+  sandbox_spec *s = b->spec;
+  if (grow((void **)&s->lock_fds, &b->cap_locks, s->n_lock_fds, sizeof(int), 0, NULL) < 0) {
+    close(fd);
+    return -ENOMEM;
+  }
+  s->lock_fds[s->n_lock_fds++] = fd;
+  if (stub_ref_existing(path, &now) == 1 && add_stub_record(b, path) < 0) {
+    stub_release(path);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
 /* A path that must not be writable (protected) or readable (hidden) does not
  * exist inside a writable bind: mask its first missing component. */
 static int mask_missing(bld *b, const wish *w, const char *cover) {
@@ -409,7 +595,7 @@ static int mask_missing(bld *b, const wish *w, const char *cover) {
     return rc;
   bool dir = is_metadata_name(m);
   if (!b->dry) {
-    rc = stub_acquire(m, dir);
+    rc = stub_acquire(m, dir, b->state_dir);
     if (rc == -EEXIST || rc == -ESTALE) {
       set_reason(b->reason, "%s appeared while the sandbox was being built; retry", m);
       return -EAGAIN;
@@ -422,6 +608,11 @@ static int mask_missing(bld *b, const wish *w, const char *cover) {
     if ((rc = add_stub_record(b, m)) < 0) {
       stub_release(m);
       return rc;
+    }
+    struct stat st;
+    if (lstat(m, &st) < 0 || (rc = hold_path(b, m, &st)) < 0) {
+      set_reason(b->reason, "%s vanished while the sandbox was being built; retry", m);
+      return -EAGAIN;
     }
   }
   sbx_mop *op;
@@ -450,6 +641,45 @@ static bool has_descendant(const wish *ws, size_t n, size_t i) {
   return false;
 }
 
+/* Make host path `mapped` (inside the private /tmp directory `base`) a
+ * directory (or an empty file when !dir) to mount on. The private directory
+ * is written by earlier sandboxed runs of the workspace, so whatever they
+ * left in the way (a symlink, a file) is removed rather than followed. */
+static int privtmp_point(const char *base, const char *mapped, bool dir) {
+  char buf[PATH_MAX];
+  size_t bl = strlen(base), n = strlen(mapped);
+  if (n >= sizeof buf)
+    return -ENAMETOOLONG;
+  memcpy(buf, mapped, n + 1);
+  for (size_t i = bl + 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != '\0')
+      continue;
+    char save = buf[i];
+    buf[i] = '\0';
+    bool want_dir = save != '\0' || dir;
+    struct stat st;
+    if (lstat(buf, &st) == 0 && (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+      if ((S_ISDIR(st.st_mode) ? rmdir(buf) : unlink(buf)) < 0)
+        return -errno;
+    }
+    if (want_dir) {
+      if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    } else {
+      int fd = open(buf, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0)
+        return -errno;
+      close(fd);
+    }
+    buf[i] = save;
+  }
+  return 0;
+}
+
+static bool is_privtmp_root(const bld *b, const char *path) {
+  return b->privtmp && (strcmp(path, "/tmp") == 0 || (b->tmpdir && strcmp(path, b->tmpdir) == 0));
+}
+
 static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
   const wish *w = &ws[i];
   const char *cover = "/";
@@ -466,6 +696,29 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
     return 0;
 
   case W_READ: {
+    if (ar == A_PRIVTMP) {
+      /* readable, beneath the private /tmp: a read-only bind of the host
+       * path on a mount point made in the private directory */
+      if (stat(w->path, &st) < 0)
+        return 0;
+      char *mapped = xfmt("%s%s", b->privtmp, w->path + strlen(cover));
+      if (!mapped)
+        return -ENOMEM;
+      rc = b->dry ? 0 : privtmp_point(b->privtmp, mapped, S_ISDIR(st.st_mode));
+      free(mapped);
+      if (rc < 0) {
+        set_reason(b->reason, "cannot prepare the mount point for %s in the private /tmp: %s",
+                   w->path, strerror(-rc));
+        return rc;
+      }
+      if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_HOST_RO, &op)) < 0 ||
+          (rc = set_src(op, w->path)) < 0)
+        return rc;
+      op->readonly = true;
+      op->nofollow = true;
+      op->optional = true;
+      return add_ll(b, w->path, SBX_LL_READ);
+    }
     if (ar != A_OURS)
       return 0; /* already visible (host-backed), or nothing may go there */
     if (stat(w->path, &st) < 0)
@@ -503,8 +756,39 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
   case W_WRITE:
     if (ar == A_NONE)
       return 0;
+    if (is_privtmp_root(b, w->path)) {
+      /* /tmp (and $TMPDIR): the workspace's private directory instead of
+       * the host's, so nothing a command leaves there is seen by another
+       * workspace or by the host (a planted symlink where a later cwd is
+       * resolved, a replaced service socket) */
+      if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_PRIVTMP, &op)) < 0)
+        return rc;
+      op->src = xfmt("%s%s", SBX_OLD, b->privtmp);
+      if (!op->src)
+        return -ENOMEM;
+      op->optional = b->dry;
+      return add_ll(b, w->path, SBX_LL_ALL);
+    }
     if (lstat(w->path, &st) < 0)
       return 0; /* missing writable roots are skipped (nothing to write into) */
+    if (ar == A_PRIVTMP) {
+      char *mapped = xfmt("%s%s", b->privtmp, w->path + strlen(cover));
+      if (!mapped)
+        return -ENOMEM;
+      rc = b->dry ? 0 : privtmp_point(b->privtmp, mapped, S_ISDIR(st.st_mode));
+      free(mapped);
+      if (rc < 0) {
+        set_reason(b->reason, "cannot prepare the mount point for %s in the private /tmp: %s",
+                   w->path, strerror(-rc));
+        return rc;
+      }
+      if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_HOST_RW, &op)) < 0 ||
+          (rc = set_src(op, w->path)) < 0)
+        return rc;
+      op->nofollow = true;
+      op->optional = true;
+      return add_ll(b, w->path, SBX_LL_ALL);
+    }
     if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_HOST_RW, &op)) < 0 ||
         (rc = set_src(op, w->path)) < 0)
       return rc;
@@ -514,9 +798,28 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
     op->optional = true;
     return add_ll(b, w->path, SBX_LL_ALL);
 
+  case W_PIN:
+    /* Every directory between a writable root and a carve-out beneath it
+     * becomes a mount point (bound on itself, still writable): a mount
+     * point cannot be renamed or removed (EBUSY), so the command cannot
+     * move the carve-out to a name a later run would not protect. */
+    if (ar != A_HOST_RW || lstat(w->path, &st) < 0 || !S_ISDIR(st.st_mode))
+      return 0;
+    for (size_t k = 0; k < b->spec->n_mops; k++)
+      if (strcmp(b->spec->mops[k].dst + strlen(SBX_NEW), w->path) == 0)
+        return 0;
+    if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_HOST_RW, &op)) < 0 ||
+        (rc = set_src(op, w->path)) < 0)
+      return rc;
+    op->nofollow = true;
+    op->optional = true;
+    return 0;
+
   case W_PROTECT:
   case W_HIDE: {
     const char *what = w->kind == W_PROTECT ? "read-only" : "deny-read";
+    if (ar == A_PRIVTMP)
+      return 0; /* the private /tmp holds nothing of the host's */
     if (ar == A_HOST_RW) {
       if ((rc = check_no_symlinks(b, cover, w->path, what)) < 0)
         return rc;
@@ -524,6 +827,13 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
         return rc;
     }
     bool exists = lstat(w->path, &st) == 0;
+    if (exists && ar == A_HOST_RW) {
+      rc = hold_path(b, w->path, &st);
+      if (rc == -ENOENT)
+        exists = false; /* a placeholder removed just now: mask it anew */
+      else if (rc < 0)
+        return rc;
+    }
     if (!exists)
       return ar == A_HOST_RW ? mask_missing(b, w, cover) : 0;
     if (ar == A_NONE || ar == A_OURS)
@@ -561,15 +871,62 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
   return 0;
 }
 
+/* The sandbox's /dev and /proc are its own (a minimal /dev, a procfs of its
+ * pid namespace); the host's are never bound. A plan entry there is
+ * enforced when ours already gives exactly that access (reading either
+ * tree, writing the harmless nodes and the private /dev/shm), and refused
+ * otherwise: never reported enforced and ignored. */
+static const char *const own_dev_rw[] = {"/dev/null", "/dev/zero",    "/dev/full", "/dev/random",
+                                         "/dev/urandom", "/dev/tty", "/dev/shm", "/dev/pts"};
+
+static bool in_devproc(const char *p) { return path_covers("/dev", p) || path_covers("/proc", p); }
+
+static bool own_dev_node(const char *p) {
+  for (size_t i = 0; i < sizeof own_dev_rw / sizeof own_dev_rw[0]; i++)
+    if (path_covers(own_dev_rw[i], p))
+      return true;
+  return false;
+}
+
+/* 1: satisfied by our own /dev or /proc (no wish), 0: not there, <0 refused */
+static int devproc_entry(bld *b, const char *p, const char *access) {
+  if (!p || !in_devproc(p))
+    return 0;
+  bool ok;
+  if (strcmp(access, "read") == 0)
+    ok = path_covers("/proc", p) || strcmp(p, "/dev") == 0 || own_dev_node(p);
+  else if (strcmp(access, "write") == 0)
+    ok = own_dev_node(p);
+  else
+    ok = false;
+  if (ok)
+    return 1;
+  set_reason(b->reason,
+             "cannot enforce `%s` on %s: the sandbox has its own /dev and /proc and never exposes "
+             "the host's",
+             access, p);
+  return -EPERM;
+}
+
 static int build_mounts(bld *b) {
   const policy_plan *p = b->plan;
   sandbox_spec *s = b->spec;
   size_t nw = 0, cap = 8 + p->n_readable + p->n_unreadable + p->n_writable;
-  for (size_t i = 0; i < p->n_writable; i++)
+  size_t n_carve = p->n_unreadable;
+  for (size_t i = 0; i < p->n_writable; i++) {
     cap += p->writable_roots[i].n_read_only;
+    n_carve += p->writable_roots[i].n_read_only;
+  }
+  /* pins: at most one per path component of each carve-out */
+  size_t cap_pins = n_carve * 8, n_pins = 0;
+  cap += cap_pins;
   wish *ws = calloc(cap, sizeof *ws);
-  if (!ws)
+  char **pins = calloc(cap_pins + 1, sizeof *pins);
+  if (!ws || !pins) {
+    free(ws);
+    free(pins);
     return -ENOMEM;
+  }
   int rc = 0;
 #define WISH(k, pth, wr)                                                                           \
   do {                                                                                             \
@@ -589,8 +946,12 @@ static int build_mounts(bld *b) {
     for (size_t i = 0; i < p->n_readable; i++) {
       const char *r = p->readable_roots[i];
       /* /dev and /proc are always the sandbox's own */
-      if (r && (path_covers("/proc", r) || strcmp(r, "/dev") == 0))
+      if ((rc = devproc_entry(b, r, "read")) < 0)
+        goto out;
+      if (rc == 1) {
+        rc = 0;
         continue;
+      }
       WISH(W_READ, r, NULL);
     }
     if (b->opts->exe_path && b->opts->exe_path[0] == '/')
@@ -600,12 +961,59 @@ static int build_mounts(bld *b) {
   WISH(W_DEVPROC, "/proc", NULL);
   for (size_t i = 0; i < p->n_writable; i++) {
     const policy_writable_root *w = &p->writable_roots[i];
+    if ((rc = devproc_entry(b, w->root, "write")) < 0)
+      goto out;
+    if (rc == 1) {
+      rc = 0;
+      continue;
+    }
     WISH(W_WRITE, w->root, NULL);
-    for (size_t j = 0; j < w->n_read_only; j++)
+    for (size_t j = 0; j < w->n_read_only; j++) {
+      if ((rc = devproc_entry(b, w->read_only_subpaths[j], "read-only")) < 0)
+        goto out;
       WISH(W_PROTECT, w->read_only_subpaths[j], w->root);
+    }
   }
-  for (size_t i = 0; i < p->n_unreadable; i++)
+  for (size_t i = 0; i < p->n_unreadable; i++) {
+    if ((rc = devproc_entry(b, p->unreadable_roots[i], "none")) < 0)
+      goto out;
     WISH(W_HIDE, p->unreadable_roots[i], NULL);
+  }
+  /* Pins for every carve-out: the directories strictly between the deepest
+   * writable root that covers it and the carve-out itself. */
+  for (size_t i = 0, n0 = nw; i < n0; i++) {
+    if (ws[i].kind != W_PROTECT && ws[i].kind != W_HIDE)
+      continue;
+    const char *root = NULL;
+    for (size_t k = 0; k < p->n_writable; k++) {
+      const char *r = p->writable_roots[k].root;
+      if (path_covers(r, ws[i].path) && strcmp(r, ws[i].path) != 0 &&
+          (!root || strlen(r) > strlen(root)))
+        root = r;
+    }
+    if (!root)
+      continue;
+    size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
+    const char *c = ws[i].path;
+    for (size_t j = rl + 1; c[j]; j++) {
+      if (c[j] != '/')
+        continue;
+      char *d = strndup(c, j);
+      if (!d) {
+        rc = -ENOMEM;
+        goto out;
+      }
+      bool dup = false;
+      for (size_t k = 0; k < n_pins && !dup; k++)
+        dup = strcmp(pins[k], d) == 0;
+      if (dup || n_pins >= cap_pins) {
+        free(d);
+        continue;
+      }
+      pins[n_pins++] = d;
+      WISH(W_PIN, d, root);
+    }
+  }
 #undef WISH
 
   qsort(ws, nw, sizeof *ws, cmp_wish);
@@ -636,6 +1044,9 @@ static int build_mounts(bld *b) {
     rc = add_ll(b, "/dev", SBX_LL_ALL); /* our own minimal /dev */
 out:
   free(ws);
+  for (size_t i = 0; i < n_pins; i++)
+    free(pins[i]);
+  free(pins);
   return rc;
 }
 
@@ -655,11 +1066,13 @@ static int build_landlock_rules(bld *b) {
   }
   for (size_t i = 0; i < p->n_writable && rc == 0; i++)
     rc = add_ll(b, p->writable_roots[i].root, SBX_LL_ALL);
-  static const char *const devs[] = {"/dev/null", "/dev/zero",    "/dev/full", "/dev/random",
-                                     "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts"};
+  /* Not the host's /dev/pts or /dev/ptmx: every terminal of the user lives
+   * there (another one could be read and typed into). The command's own
+   * terminal stays usable through its fds (apply_landlock). */
+  static const char *const devs[] = {"/dev/null", "/dev/zero",    "/dev/full",
+                                     "/dev/random", "/dev/urandom", "/dev/tty"};
   for (size_t i = 0; i < sizeof devs / sizeof devs[0] && rc == 0; i++)
-    rc = add_ll(b, devs[i], SBX_LL_READ_FILE | SBX_LL_WRITE_FILE | SBX_LL_IOCTL_DEV |
-                                (strcmp(devs[i], "/dev/pts") == 0 ? SBX_LL_READ_DIR : 0));
+    rc = add_ll(b, devs[i], SBX_LL_READ_FILE | SBX_LL_WRITE_FILE | SBX_LL_IOCTL_DEV);
   return rc;
 }
 
@@ -718,6 +1131,88 @@ static sandbox_spec *spec_new(void) {
   return s;
 }
 
+static void bld_free(bld *b) {
+  free(b->areas);
+  free(b->state_dir);
+  free(b->privtmp);
+  free(b->tmpdir);
+}
+
+/* 64-bit FNV-1a: names a workspace's private /tmp after its canonical cwd. */
+static unsigned long long fnv1a(const char *s) {
+  unsigned long long h = 1469598103934665603ULL;
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* The state directory, and the workspace's private /tmp when the plan makes
+ * /tmp writable and the policy did not name the host's /tmp itself:
+ * <state>/v<N>/tmp/<hash of the canonical cwd>, shared by the workspace's
+ * runs (as systemd's PrivateTmp), bound at /tmp and at $TMPDIR when that is
+ * a writable root of its own outside the workspace. */
+static int prepare_state(bld *b) {
+  const policy_plan *p = b->plan;
+  b->state_dir = sandbox_state_dir(b->opts->state_dir);
+  if (!b->dry && b->state_dir)
+    sbx_leftovers_cleanup(b->state_dir);
+  bool slash_tmp = false;
+  const char *td = getenv("TMPDIR");
+  char *tdr = td && td[0] == '/' ? realpath(td, NULL) : NULL;
+  for (size_t i = 0; i < p->n_writable; i++) {
+    const char *r = p->writable_roots[i].root;
+    if (strcmp(r, "/tmp") == 0)
+      slash_tmp = true;
+    if (tdr && strcmp(tdr, "/tmp") != 0 && strcmp(r, tdr) == 0 && b->opts->cwd &&
+        !path_covers(tdr, b->opts->cwd) && !b->tmpdir)
+      b->tmpdir = strdup(tdr);
+  }
+  free(tdr);
+  if ((!slash_tmp && !b->tmpdir) || b->opts->host_tmp) {
+    free(b->tmpdir);
+    b->tmpdir = NULL;
+    return 0;
+  }
+  if (!b->state_dir) {
+    set_reason(b->reason, "the sandbox needs a state directory for the workspace's private /tmp "
+                          "(set --state-dir, $XDG_STATE_HOME or $HOME)");
+    return -EPERM;
+  }
+  int err = 0;
+  char *vdir = sandbox_state_vdir(b->state_dir, !b->dry, NULL, &err);
+  if (!vdir) {
+    set_reason(b->reason, "cannot create the state directory %s: %s", b->state_dir,
+               strerror(-err));
+    return err;
+  }
+  char *top = xfmt("%s/tmp", vdir);
+  char *dir = top ? xfmt("%s/%016llx", top, fnv1a(b->opts->cwd ? b->opts->cwd : "/")) : NULL;
+  free(vdir);
+  if (!dir) {
+    free(top);
+    return -ENOMEM;
+  }
+  if (!b->dry && ((mkdir(top, 0700) < 0 && errno != EEXIST) ||
+                  (mkdir(dir, 0700) < 0 && errno != EEXIST))) {
+    int e = -errno;
+    set_reason(b->reason, "cannot create the private /tmp %s: %s", dir, strerror(-e));
+    free(top);
+    free(dir);
+    return e;
+  }
+  free(top);
+  /* canonical, so the child can bind it without following symlinks */
+  char *real = b->dry ? NULL : realpath(dir, NULL);
+  if (real) {
+    free(dir);
+    dir = real;
+  }
+  b->privtmp = dir;
+  return 0;
+}
+
 int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool dry,
                    sandbox_spec **out, char **reason) {
   *out = NULL;
@@ -757,12 +1252,16 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
   bool carveouts = plan->n_unreadable > 0;
   for (size_t i = 0; i < plan->n_writable; i++)
     carveouts = carveouts || plan->writable_roots[i].n_read_only > 0;
-  /* Landlock alone is exact only for allow-lists: no carveouts (it cannot
-   * subtract) and no network restriction (it cannot stop UDP); ABI 3 is the
-   * first that also denies truncate(). Otherwise use namespaces, which
-   * express everything the plan can say. */
-  if (plan->backend == POLICY_BACKEND_LANDLOCK && !carveouts && plan->network == POLICY_NET_FULL &&
-      f.landlock_abi >= 3) {
+  /* The namespaces backend whenever the kernel allows it, whatever the
+   * network mode (full keeps the host's network: no new netns): it gives a
+   * read-only view, a private /dev, /dev/pts and IPC namespace, which
+   * Landlock alone cannot. Landlock alone is the fallback where user
+   * namespaces are blocked, and only where it can be made exact: allow-lists
+   * (it cannot subtract carve-outs), full network (it cannot stop UDP), ABI
+   * 3 or later (truncate), and seccomp denying what it does not cover
+   * (chmod, chown, utimes, xattrs, SysV IPC: see seccomp.c). */
+  if (!f.user_namespaces && plan->backend == POLICY_BACKEND_LANDLOCK && !carveouts &&
+      plan->network == POLICY_NET_FULL && f.landlock_abi >= 3) {
     s->backend = POLICY_BACKEND_LANDLOCK;
   } else {
     if (!f.user_namespaces) {
@@ -791,13 +1290,14 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
       s->clone_flags |= CLONE_NEWNET;
     snprintf(s->uid_map, sizeof s->uid_map, "%u %u 1\n", opts->host_uid, opts->host_uid);
     snprintf(s->gid_map, sizeof s->gid_map, "%u %u 1\n", opts->host_gid, opts->host_gid);
-    if ((rc = build_mounts(&b)) < 0)
+    if ((rc = prepare_state(&b)) < 0 || (rc = build_mounts(&b)) < 0)
       goto fail;
   } else {
     if ((rc = build_landlock_rules(&b)) < 0)
       goto fail;
   }
-  if ((rc = sbx_seccomp_build(plan->network, &s->bpf, &s->n_bpf, reason)) < 0)
+  if ((rc = sbx_seccomp_build(plan->network, s->backend == POLICY_BACKEND_LANDLOCK, &s->bpf,
+                              &s->n_bpf, reason)) < 0)
     goto fail;
   if ((rc = build_env(&b, true)) < 0)
     goto fail;
@@ -811,11 +1311,11 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
     s->proxy_server_fd = sv[0];
     s->proxy_child_fd = sv[1];
   }
-  free(b.areas);
+  bld_free(&b);
   *out = s;
   return 0;
 fail:
-  free(b.areas);
+  bld_free(&b);
   if (rc == -ENOMEM)
     set_reason(reason, "out of memory while building the sandbox");
   else if (!reason || !*reason)
@@ -841,6 +1341,10 @@ void sandbox_spec_cleanup_host(const sandbox_spec *spec) {
   if (s->cleaned)
     return;
   s->cleaned = true;
+  /* our locks first: a stub is removed only when nobody holds one */
+  for (size_t i = 0; i < s->n_lock_fds; i++)
+    close(s->lock_fds[i]);
+  s->n_lock_fds = 0;
   for (size_t i = s->n_stubs; i-- > 0;)
     stub_release(s->stubs[i]);
 }
@@ -852,6 +1356,7 @@ void sandbox_spec_free(sandbox_spec *s) {
   for (size_t i = 0; i < s->n_stubs; i++)
     free(s->stubs[i]);
   free(s->stubs);
+  free(s->lock_fds);
   for (size_t i = 0; i < s->n_mops; i++) {
     free(s->mops[i].src);
     free(s->mops[i].dst);
@@ -957,4 +1462,26 @@ int sandbox_proxy_receive(int server_fd, int fds[2]) {
   fds[0] = got[0];
   fds[1] = got[1];
   return 0;
+}
+
+static bool is_tmp_literal(const json_t *v) {
+  const char *p = json_string_value(v);
+  return p && (strcmp(p, "/tmp") == 0 || strcmp(p, "/tmp/") == 0);
+}
+
+bool sandbox_policy_names_host_tmp(const json_t *policy) {
+  if (!json_is_object(policy))
+    return false;
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(policy, "writableRoots"), i, v) {
+    if (is_tmp_literal(v))
+      return true;
+  }
+  json_array_foreach(json_object_get(json_object_get(policy, "fileSystem"), "entries"), i, v) {
+    const char *a = json_string_value(json_object_get(v, "access"));
+    if (is_tmp_literal(json_object_get(v, "path")) && a && strcmp(a, "write") == 0)
+      return true;
+  }
+  return false;
 }
