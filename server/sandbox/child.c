@@ -350,6 +350,8 @@ static int do_mop(const sbx_mop *m, int tty_fd, const char **step) {
     return do_proc(m->dst, m->create, step);
   case SBX_MOP_DEV:
     return do_dev(m->dst, m->create, tty_fd, step);
+  case SBX_MOP_SYMLINK:
+    return symlink(m->src, m->dst) < 0 && errno != EEXIST ? -errno : 0;
   }
   return -EINVAL;
 }

@@ -50,6 +50,7 @@ typedef enum sbx_mop_kind {
   SBX_MOP_DEVNULL, /* /dev/null bound read-only at dst: mask of a file */
   SBX_MOP_PROC,    /* fresh procfs at dst (we are pid 1 of a new pid namespace) */
   SBX_MOP_DEV,     /* minimal /dev at dst */
+  SBX_MOP_SYMLINK, /* a symlink at dst (in our restricted root) to the text in src */
 } sbx_mop_kind;
 
 typedef struct sbx_mop {

@@ -434,7 +434,8 @@ static int add_mop(bld *b, sbx_mop_kind kind, const char *path, area ar, sbx_mop
   memset(m, 0, sizeof *m);
   m->kind = kind;
   m->dst = strcmp(path, "/") == 0 ? strdup(SBX_NEW) : xfmt("%s%s", SBX_NEW, path);
-  static const char *const verbs[] = {"bind", "mask", "mask", "mount proc on", "mount dev on"};
+  static const char *const verbs[] = {"bind",         "mask",         "mask",
+                                      "mount proc on", "mount dev on", "symlink"};
   m->step = xfmt("%s %s", verbs[kind], path);
   if (!m->dst || !m->step) {
     free(m->dst);
@@ -923,6 +924,52 @@ static int devproc_entry(bld *b, const char *p, const char *access) {
   return -EPERM;
 }
 
+#define ROOT_SYMLINKS_MAX 64
+
+static int add_root_symlinks(bld *b, const wish *ws, size_t nw) {
+  DIR *d = opendir("/");
+  if (!d)
+    return 0;
+  struct dirent *de;
+  int rc = 0;
+  size_t count = 0;
+  while (rc == 0 && count < ROOT_SYMLINKS_MAX && (de = readdir(d))) {
+    if (de->d_name[0] == '.')
+      continue;
+    char path[PATH_MAX], target[PATH_MAX];
+    snprintf(path, sizeof path, "/%s", de->d_name);
+    struct stat st;
+    if (lstat(path, &st) < 0 || !S_ISLNK(st.st_mode))
+      continue;
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n <= 0)
+      continue;
+    target[n] = '\0';
+    char *real = realpath(path, NULL);
+    if (!real)
+      continue;
+    bool shown = false, named = false;
+    for (size_t i = 0; i < nw; i++) {
+      if (strcmp(ws[i].path, path) == 0 || path_covers(path, ws[i].path))
+        named = true;
+      if ((ws[i].kind == W_READ || ws[i].kind == W_WRITE) && path_covers(ws[i].path, real))
+        shown = true;
+    }
+    free(real);
+    if (!shown || named)
+      continue;
+    sbx_mop *op;
+    if ((rc = add_mop(b, SBX_MOP_SYMLINK, path, A_NONE, &op)) < 0)
+      break;
+    op->src = strdup(target);
+    if (!op->src)
+      rc = -ENOMEM;
+    count++;
+  }
+  closedir(d);
+  return rc;
+}
+
 static int build_mounts(bld *b) {
   const policy_plan *p = b->plan;
   sandbox_spec *s = b->spec;
@@ -1035,6 +1082,13 @@ static int build_mounts(bld *b) {
   for (size_t i = 0; i < nw && rc == 0; i++)
     rc = resolve_wish(b, ws, nw, i);
   if (rc < 0)
+    goto out;
+
+  /* A restricted view keeps the host's top-level symlinks into what it
+   * shows (merged /usr: /bin, /lib, /lib64 -> usr/...): the plan names
+   * canonical paths, so without them the dynamic loader's /lib64 path and
+   * #!/bin/sh would not resolve. */
+  if (s->restricted_root && (rc = add_root_symlinks(b, ws, nw)) < 0)
     goto out;
 
   /* A tmpfs made read-only at the end is addressed by its path: only if no
