@@ -101,12 +101,10 @@ struct sandbox_spec {
 
   char **env;               /* NULL-terminated */
 
-  /* host mount points created for masks (registry keys) */
+  /* host paths our masks sit on, held in the registry (spec.c) until
+   * cleanup_host: stubs we created and existing possible placeholders */
   char **stubs;
   size_t n_stubs;
-  /* shared flock()s on the host paths our masks sit on (see spec.c) */
-  int *lock_fds;
-  size_t n_lock_fds;
   bool cleaned;
 
   /* proxy channel */

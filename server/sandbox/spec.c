@@ -114,58 +114,92 @@ const char *sbx_backend_name(policy_backend b) {
   }
 }
 
-/* ---- the stub registry (host mount points created for masks) ----
+/* ---- the registry of held paths (host mount points our masks sit on) ----
  *
- * A stub is shared by every run that masks the same path: by concurrent runs
- * of this server (the in-process refcount) and by runs of other servers
- * (which find it existing and bind over it). Removing a directory that is a
- * mount point in another mount namespace lazily detaches those mounts, so a
- * stub must not go while anybody's mask sits on it: every run holds a shared
- * flock() on each protected path it mounts over inside a writable root
- * (sandbox_spec.lock_fds, until cleanup_host), and a stub is removed only
- * under an exclusive, non-blocking flock. One that cannot be removed stays
- * recorded for the next start.
+ * Removing a directory that is a mount point in another mount namespace
+ * lazily detaches those mounts, so a placeholder ("stub": a mount point we
+ * created on the host to mask a missing protected path) must not go while
+ * any run masks it: runs of this server (the refcount below) or of another
+ * server (which found it existing and bound over it).
+ *
+ * Every protected path that a run mounts over inside a writable root, and
+ * that could be a placeholder (a directory or an empty file), is "held":
+ * one entry per path in this process, refcounted by the runs using it, with
+ * one fd carrying a shared flock(). A stub is removed only by its creator,
+ * when the last run of this process lets go, and only if that lock can be
+ * made exclusive without waiting (no other process holds it; see lock_fd
+ * for the brief retry). One that cannot be removed stays recorded for the
+ * next start.
  *
  * The record: before creating a stub, its path is appended to
- * <state>/v<N>/placeholders/<pid>-<nonce>.list, a file this server holds
- * an exclusive flock() on for its whole life. At the first sandboxed build
- * of a process, record files whose lock is free (their server is gone, e.g.
- * SIGKILLed) are replayed: every recorded stub that is still an empty
- * directory or empty file, and not locked by a live run, is removed. */
+ * <state>/v<N>/placeholders/<pid>-<nonce>.list, a file this server holds an
+ * exclusive lock on for its whole life. At the first sandboxed build of a
+ * process, record files whose lock is free (their server is gone, e.g.
+ * SIGKILLed, or exited while another server still used its stubs) are
+ * replayed: every recorded path that is still an empty directory or empty
+ * file, and not held by a live process, is removed. */
 
 #define PLACEHOLDER_DIR "placeholders"
+/* How often a build re-resolves a placeholder that another server created
+ * or removed at the same moment. */
+#define STUB_RACE_RETRIES 16
+/* An exclusive lock for a removal is retried this often, this long apart
+ * (see posix_lock). */
+#define STUB_REMOVE_RETRIES 10
+#define STUB_REMOVE_WAIT_NS (2 * 1000 * 1000)
 /* A record file larger than this is not ours: it is skipped. */
 #define PLACEHOLDER_RECORD_MAX (1024 * 1024)
 
-typedef struct stub {
+typedef struct held {
   char *path;
-  bool dir;
   dev_t dev;
   ino_t ino;
+  bool dir;
+  bool ours; /* a stub this process created: it removes it */
+  int fd;    /* carries our read lock */
   unsigned refs;
-  struct stub *next;
-} stub;
+  struct held *next;
+} held;
 
 static pthread_mutex_t g_stub_lock = PTHREAD_MUTEX_INITIALIZER;
-static stub *g_stubs;
+static held *g_held;
 static int g_record_fd = -1;     /* our record file, under g_stub_lock */
 static bool g_leftovers_done;    /* under g_stub_lock */
 
-/* Remove the placeholder at path when it is still empty and nobody holds a
- * lock on it. */
-static void remove_if_unused(const char *path, bool dir) {
-  int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC |
-                          O_NONBLOCK);
-  if (fd < 0)
-    return;
-  struct stat st;
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0) {
-    if (dir && S_ISDIR(st.st_mode))
-      rmdir(path); /* only ever removes an empty directory */
-    else if (!dir && S_ISREG(st.st_mode) && st.st_size == 0)
-      unlink(path);
+/* flock(): works on directories (fcntl write locks need a writable fd).
+ * Its lock belongs to the open file description, which every supervisor
+ * cloned from the server shares until it closes its fds (right after the
+ * clone); an exclusive lock tried while such a clone is in flight fails for
+ * that moment, so removals retry briefly. */
+static int lock_fd(int fd, short type, bool wait) {
+  int op = type == F_WRLCK ? LOCK_EX : LOCK_SH;
+  int r;
+  while ((r = flock(fd, op | (wait ? 0 : LOCK_NB))) < 0 && errno == EINTR) {
   }
-  close(fd);
+  return r < 0 ? -errno : 0;
+}
+
+static int open_for_lock(const char *path, bool dir) {
+  return open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK |
+                        O_CLOEXEC);
+}
+
+/* Remove the placeholder on fd/path when it is still empty and no other
+ * process holds it. */
+static void remove_locked(int fd, const char *path, bool dir) {
+  struct stat st;
+  int rc = lock_fd(fd, F_WRLCK, false);
+  for (int i = 0; rc == -EWOULDBLOCK && i < STUB_REMOVE_RETRIES; i++) {
+    struct timespec ts = {0, STUB_REMOVE_WAIT_NS};
+    nanosleep(&ts, NULL);
+    rc = lock_fd(fd, F_WRLCK, false);
+  }
+  if (rc < 0 || fstat(fd, &st) < 0)
+    return;
+  if (dir && S_ISDIR(st.st_mode))
+    rmdir(path); /* only ever removes an empty directory */
+  else if (!dir && S_ISREG(st.st_mode) && st.st_size == 0)
+    unlink(path);
 }
 
 static void replay_record(int dirfd, const char *name) {
@@ -173,7 +207,7 @@ static void replay_record(int dirfd, const char *name) {
   if (fd < 0)
     return;
   struct stat st;
-  if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+  if (lock_fd(fd, F_WRLCK, false) < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
       st.st_size > PLACEHOLDER_RECORD_MAX) {
     close(fd);
     return; /* a live server's record (or not ours) */
@@ -182,14 +216,25 @@ static void replay_record(int dirfd, const char *name) {
   ssize_t n = buf ? pread(fd, buf, (size_t)st.st_size, 0) : -1;
   if (n >= 0) {
     buf[n] = '\0';
+    bool kept = false;
     for (char *line = buf, *nl; line && *line; line = nl) {
       nl = strchr(line, '\n');
       if (nl)
         *nl++ = '\0';
-      if ((line[0] == 'd' || line[0] == 'f') && line[1] == ' ' && line[2] == '/')
-        remove_if_unused(line + 2, line[0] == 'd');
+      if ((line[0] != 'd' && line[0] != 'f') || line[1] != ' ' || line[2] != '/')
+        continue;
+      bool dir = line[0] == 'd';
+      int pfd = open_for_lock(line + 2, dir);
+      if (pfd < 0)
+        continue;
+      remove_locked(pfd, line + 2, dir);
+      struct stat ps;
+      kept = kept || lstat(line + 2, &ps) == 0;
+      close(pfd);
     }
-    unlinkat(dirfd, name, 0);
+    /* a stub still in use by another server stays recorded */
+    if (!kept)
+      unlinkat(dirfd, name, 0);
   }
   free(buf);
   close(fd);
@@ -210,7 +255,8 @@ static void record_open(const char *state_dir) {
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0 && !g_leftovers_done) {
     g_leftovers_done = true;
-    DIR *d = fdopendir(dup(dfd));
+    int dup_fd = dup(dfd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
     struct dirent *de;
     while (d && (de = readdir(d)))
       if (de->d_name[0] != '.')
@@ -222,9 +268,9 @@ static void record_open(const char *state_dir) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   char name[64];
   snprintf(name, sizeof name, "%ld-%lx.list", (long)getpid(), (unsigned long)ts.tv_nsec);
-  int fd = dfd >= 0 ? openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600)
+  int fd = dfd >= 0 ? openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600)
                     : -1;
-  if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+  if (fd >= 0 && lock_fd(fd, F_WRLCK, false) < 0) {
     close(fd);
     fd = -1;
   }
@@ -255,103 +301,115 @@ static void record_stub(const char *path, bool dir) {
   }
 }
 
-/* 0: the stub exists and is ours (refcount taken); -EEXIST: the path exists
- * but is not a stub of ours (someone else created it); other: errno. */
-static int stub_acquire(const char *path, bool dir, const char *state_dir) {
+/* Under g_stub_lock: a new entry for path, read-locked. -ENOENT when the
+ * path vanished before the lock was taken. */
+static int held_new(const char *path, bool dir, bool ours, held **out) {
+  int fd = open_for_lock(path, dir);
+  if (fd < 0)
+    return -errno;
+  struct stat st;
+  int rc = lock_fd(fd, F_RDLCK, true);
+  if (rc == 0 && fstat(fd, &st) < 0)
+    rc = -errno;
+  if (rc == 0 && st.st_nlink == 0)
+    rc = -ENOENT;
+  held *h = rc == 0 ? calloc(1, sizeof *h) : NULL;
+  char *p = h ? strdup(path) : NULL;
+  if (rc == 0 && (!h || !p))
+    rc = -ENOMEM;
+  if (rc < 0) {
+    free(h);
+    free(p);
+    close(fd);
+    return rc;
+  }
+  h->path = p;
+  h->dev = st.st_dev;
+  h->ino = st.st_ino;
+  h->dir = dir;
+  h->ours = ours;
+  h->fd = fd;
+  h->refs = 1;
+  h->next = g_held;
+  g_held = h;
+  *out = h;
+  return 0;
+}
+
+static void held_drop(held **pp) {
+  held *h = *pp;
+  *pp = h->next;
+  close(h->fd);
+  free(h->path);
+  free(h);
+}
+
+/* Hold an existing path (a reference for one run). 0, or -ENOENT when it
+ * vanished meanwhile (mask it as missing), or another errno. */
+static int path_hold(const char *path, const struct stat *st) {
   int rc = 0;
   pthread_mutex_lock(&g_stub_lock);
-  record_open(state_dir);
-  stub **pp = &g_stubs;
-  for (; *pp; pp = &(*pp)->next)
-    if (strcmp((*pp)->path, path) == 0)
-      break;
-  struct stat st;
-  if (*pp) {
-    stub *s = *pp;
-    if (lstat(path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino) {
-      s->refs++;
+  for (held **pp = &g_held; *pp; pp = &(*pp)->next) {
+    held *h = *pp;
+    if (strcmp(h->path, path) != 0)
+      continue;
+    if (h->dev == st->st_dev && h->ino == st->st_ino) {
+      h->refs++;
       goto out;
     }
-    /* replaced behind our back: forget it, never delete what is there now */
-    *pp = s->next;
-    free(s->path);
-    free(s);
-    rc = lstat(path, &st) == 0 ? -EEXIST : -ESTALE;
-    goto out;
+    break; /* replaced: a new entry below; the old one goes with its runs */
   }
-  record_stub(path, dir);
-  if (dir) {
-    if (mkdir(path, 0755) < 0) {
-      rc = -errno;
-      goto out;
-    }
-  } else {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      rc = -errno;
-      goto out;
-    }
-    close(fd);
-  }
-  stub *s = calloc(1, sizeof *s);
-  char *p = strdup(path);
-  if (!s || !p || lstat(path, &st) < 0) {
-    rc = -ENOMEM;
-    if (s && p && errno != ENOMEM)
-      rc = -errno;
-    free(s);
-    free(p);
-    if (dir)
-      rmdir(path);
-    else
-      unlink(path);
-    goto out;
-  }
-  s->path = p;
-  s->dir = dir;
-  s->dev = st.st_dev;
-  s->ino = st.st_ino;
-  s->refs = 1;
-  s->next = g_stubs;
-  g_stubs = s;
+  held *h;
+  rc = held_new(path, S_ISDIR(st->st_mode), false, &h);
 out:
   pthread_mutex_unlock(&g_stub_lock);
   return rc;
 }
 
-/* An existing path this server created as a stub for another run: take a
- * reference so it is not removed under this run. 1 when it is ours. */
-static int stub_ref_existing(const char *path, const struct stat *st) {
+/* Create the stub at path (recorded first) and hold it. -EEXIST when the
+ * path exists now (someone else created it: hold it as existing). */
+static int stub_create(const char *path, bool dir, const char *state_dir) {
   int rc = 0;
   pthread_mutex_lock(&g_stub_lock);
-  for (stub *s = g_stubs; s; s = s->next)
-    if (strcmp(s->path, path) == 0 && s->dev == st->st_dev && s->ino == st->st_ino) {
-      s->refs++;
-      rc = 1;
-      break;
-    }
+  record_open(state_dir);
+  record_stub(path, dir);
+  if (dir) {
+    if (mkdir(path, 0755) < 0)
+      rc = -errno;
+  } else {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+      rc = -errno;
+    else
+      close(fd);
+  }
+  held *h;
+  if (rc == 0 && (rc = held_new(path, dir, true, &h)) < 0) {
+    if (dir)
+      rmdir(path);
+    else
+      unlink(path);
+  }
   pthread_mutex_unlock(&g_stub_lock);
   return rc;
 }
 
-static void stub_release(const char *path) {
+static void path_release(const char *path) {
   pthread_mutex_lock(&g_stub_lock);
-  for (stub **pp = &g_stubs; *pp; pp = &(*pp)->next) {
-    stub *s = *pp;
-    if (strcmp(s->path, path) != 0)
-      continue;
-    if (--s->refs == 0) {
-      struct stat st;
-      /* Remove only what we created, what is still empty, and what no run
-       * (of any server) still masks: another process may have put
-       * something there meanwhile. */
-      if (lstat(path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
-        remove_if_unused(path, s->dir);
-      *pp = s->next;
-      free(s->path);
-      free(s);
+  held **pp = &g_held;
+  held **found = NULL;
+  /* the newest entry for the path first; a replaced one is further on */
+  for (; *pp; pp = &(*pp)->next)
+    if (strcmp((*pp)->path, path) == 0 && (*pp)->refs > 0) {
+      found = pp;
+      break;
     }
-    break;
+  if (found && --(*found)->refs == 0) {
+    held *h = *found;
+    struct stat st;
+    if (h->ours && lstat(path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino)
+      remove_locked(h->fd, path, h->dir);
+    held_drop(found);
   }
   pthread_mutex_unlock(&g_stub_lock);
 }
@@ -390,7 +448,7 @@ typedef struct bld {
   sandbox_spec *spec;
   bool dry;
   char **reason;
-  size_t cap_mops, cap_ll, cap_stubs, cap_locks;
+  size_t cap_mops, cap_ll, cap_stubs;
   area *areas; /* parallel to spec->mops */
   char *state_dir;  /* resolved state directory, or NULL */
   char *privtmp;    /* the workspace's private /tmp on the host, or NULL */
@@ -546,41 +604,21 @@ static int add_stub_record(bld *b, const char *path) {
   return 0;
 }
 
-/* Hold a shared flock() on the host path a mask will sit on, until
- * cleanup_host: nobody removes it as an unused placeholder meanwhile (see
- * the registry). Only directories and empty files can be placeholders;
+/* Hold the host path a mask will sit on for this run, until cleanup_host
+ * (see the registry). Only directories and empty files can be placeholders;
  * something we cannot open is none of ours. -ENOENT: it was removed before
- * the lock was taken (treat it as missing). */
+ * it could be held (treat it as missing). */
 static int hold_path(bld *b, const char *path, const struct stat *st) {
   if (b->dry || !(S_ISDIR(st->st_mode) || (S_ISREG(st->st_mode) && st->st_size == 0)))
     return 0;
-  int fd = open(path, (S_ISDIR(st->st_mode) ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW |
-                          O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0)
-    return errno == ENOENT ? -ENOENT : 0;
-  struct stat now;
-  int rc;
-  while ((rc = flock(fd, LOCK_SH)) < 0 && errno == EINTR) {
-  }
-  if (rc < 0 || fstat(fd, &now) < 0) {
-    close(fd);
-    return 0;
-  }
-  if (now.st_nlink == 0) {
-    close(fd);
-    return -ENOENT;
-  }
-  sandbox_spec *s = b->spec;
-  if (grow((void **)&s->lock_fds, &b->cap_locks, s->n_lock_fds, sizeof(int), 0, NULL) < 0) {
-    close(fd);
-    return -ENOMEM;
-  }
-  s->lock_fds[s->n_lock_fds++] = fd;
-  if (stub_ref_existing(path, &now) == 1 && add_stub_record(b, path) < 0) {
-    stub_release(path);
-    return -ENOMEM;
-  }
-  return 0;
+  int rc = path_hold(path, st);
+  if (rc == -ENOENT || rc == -ENOMEM)
+    return rc;
+  if (rc < 0)
+    return 0; /* cannot be opened by us: not a placeholder of anybody's */
+  if ((rc = add_stub_record(b, path)) < 0)
+    path_release(path);
+  return rc;
 }
 
 /* A path that must not be writable (protected) or readable (hidden) does not
@@ -588,32 +626,23 @@ static int hold_path(bld *b, const char *path, const struct stat *st) {
 static int mask_missing(bld *b, const wish *w, const char *cover) {
   char m[PATH_MAX];
   int rc = first_missing(cover, w->path, m, sizeof m);
-  if (rc == -EEXIST) {
-    set_reason(b->reason, "%s appeared while the sandbox was being built; retry", w->path);
-    return -EAGAIN;
-  }
+  if (rc == -EEXIST)
+    return -EAGAIN; /* appeared meanwhile (another server's stub): the caller retries */
   if (rc < 0)
     return rc;
   bool dir = is_metadata_name(m);
   if (!b->dry) {
-    rc = stub_acquire(m, dir, b->state_dir);
-    if (rc == -EEXIST || rc == -ESTALE) {
-      set_reason(b->reason, "%s appeared while the sandbox was being built; retry", m);
-      return -EAGAIN;
-    }
+    rc = stub_create(m, dir, b->state_dir);
+    if (rc == -EEXIST || rc == -ENOENT)
+      return -EAGAIN; /* created or removed by someone else just now: the caller retries */
     if (rc < 0) {
       set_reason(b->reason, "cannot create the mount point %s to protect %s: %s", m, w->path,
                  strerror(-rc));
       return rc;
     }
     if ((rc = add_stub_record(b, m)) < 0) {
-      stub_release(m);
+      path_release(m);
       return rc;
-    }
-    struct stat st;
-    if (lstat(m, &st) < 0 || (rc = hold_path(b, m, &st)) < 0) {
-      set_reason(b->reason, "%s vanished while the sandbox was being built; retry", m);
-      return -EAGAIN;
     }
   }
   sbx_mop *op;
@@ -842,16 +871,31 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
       if (w->wroot && (rc = check_no_symlinks(b, w->wroot, w->path, what)) < 0)
         return rc;
     }
-    bool exists = lstat(w->path, &st) == 0;
-    if (exists && ar == A_HOST_RW) {
-      rc = hold_path(b, w->path, &st);
-      if (rc == -ENOENT)
-        exists = false; /* a placeholder removed just now: mask it anew */
-      else if (rc < 0)
+    /* Another server may create or remove a shared placeholder at any
+     * moment: settle on "exists, and locked" or "missing, and our stub". */
+    bool exists = false;
+    for (int attempt = 0;; attempt++) {
+      exists = lstat(w->path, &st) == 0;
+      if (exists && ar == A_HOST_RW) {
+        rc = hold_path(b, w->path, &st);
+        if (rc == -ENOENT)
+          exists = false; /* a placeholder removed just now: mask it anew */
+        else if (rc < 0)
+          return rc;
+      }
+      if (exists)
+        break;
+      if (ar != A_HOST_RW)
+        return 0;
+      rc = mask_missing(b, w, cover);
+      if (rc != -EAGAIN)
         return rc;
+      if (attempt >= STUB_RACE_RETRIES) {
+        set_reason(b->reason, "%s kept appearing and vanishing while the sandbox was being built",
+                   w->path);
+        return -EAGAIN;
+      }
     }
-    if (!exists)
-      return ar == A_HOST_RW ? mask_missing(b, w, cover) : 0;
     if (ar == A_NONE || ar == A_OURS)
       return 0; /* nothing of the host there to protect */
     if (w->kind == W_PROTECT) {
@@ -1410,12 +1454,8 @@ void sandbox_spec_cleanup_host(const sandbox_spec *spec) {
   if (s->cleaned)
     return;
   s->cleaned = true;
-  /* our locks first: a stub is removed only when nobody holds one */
-  for (size_t i = 0; i < s->n_lock_fds; i++)
-    close(s->lock_fds[i]);
-  s->n_lock_fds = 0;
   for (size_t i = s->n_stubs; i-- > 0;)
-    stub_release(s->stubs[i]);
+    path_release(s->stubs[i]);
 }
 
 void sandbox_spec_free(sandbox_spec *s) {
@@ -1425,7 +1465,6 @@ void sandbox_spec_free(sandbox_spec *s) {
   for (size_t i = 0; i < s->n_stubs; i++)
     free(s->stubs[i]);
   free(s->stubs);
-  free(s->lock_fds);
   for (size_t i = 0; i < s->n_mops; i++) {
     free(s->mops[i].src);
     free(s->mops[i].dst);
