@@ -80,7 +80,7 @@ struct sandbox_spec {
   policy_net_mode net;
   unsigned long clone_flags;
 
-  /* namespaces */
+  /* namespaces; uid_map[0] == '\0': no user namespace (a root server) */
   char uid_map[48];
   char gid_map[48];
   sbx_mop *mops;
@@ -94,6 +94,11 @@ struct sandbox_spec {
   uint64_t ll_scoped;
   sbx_llrule *ll;
   size_t n_ll;
+
+  /* capabilities the command keeps (bit = CAP_*): CAP_DAC_OVERRIDE and
+   * CAP_FOWNER for a root server, so writable roots are writable whoever
+   * owns their files; confined by the mounts and Landlock */
+  uint64_t keep_caps;
 
   /* seccomp */
   struct sock_filter *bpf;

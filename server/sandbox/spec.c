@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1244,6 +1246,17 @@ static sandbox_spec *spec_new(void) {
   return s;
 }
 
+/* The server holds CAP_SYS_ADMIN in its own user namespace (a root server
+ * outside a restricted container): namespaces need no user namespace. */
+static bool have_sys_admin(void) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) < 0)
+    return false;
+  return (data[CAP_SYS_ADMIN / 32].effective >> (CAP_SYS_ADMIN % 32)) & 1;
+}
+
 static void bld_free(bld *b) {
   free(b->areas);
   free(b->state_dir);
@@ -1398,11 +1411,26 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
   s->ll_scoped = s->ll_abi >= 6 ? (SBX_LL_SCOPE_ABSTRACT_UNIX | SBX_LL_SCOPE_SIGNAL) : 0;
 
   if (s->backend == POLICY_BACKEND_NAMESPACES) {
-    s->clone_flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC;
+    s->clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC;
     if (plan->network != POLICY_NET_FULL)
       s->clone_flags |= CLONE_NEWNET;
-    snprintf(s->uid_map, sizeof s->uid_map, "%u %u 1\n", opts->host_uid, opts->host_uid);
-    snprintf(s->gid_map, sizeof s->gid_map, "%u %u 1\n", opts->host_gid, opts->host_gid);
+    if (opts->host_uid == 0 && have_sys_admin()) {
+      /* A root server: no user namespace, and the command keeps
+       * CAP_DAC_OVERRIDE and CAP_FOWNER. A workspace of another user must
+       * be writable as the policy says; in a user namespace mapping only
+       * uid 0, no capability applies to that user's files (their owner is
+       * unmapped), and mapping every uid needs the parent to write the map.
+       * The read-only mounts (EROFS is no permission check), the masks and
+       * Landlock (which no capability bypasses) keep the write to the
+       * writable roots; the pid, mount and IPC namespaces, seccomp and the
+       * dropped bounding set keep the rest. Files it creates belong to
+       * root, as the server's own would. */
+      s->keep_caps = (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FOWNER);
+    } else {
+      s->clone_flags |= CLONE_NEWUSER;
+      snprintf(s->uid_map, sizeof s->uid_map, "%u %u 1\n", opts->host_uid, opts->host_uid);
+      snprintf(s->gid_map, sizeof s->gid_map, "%u %u 1\n", opts->host_gid, opts->host_gid);
+    }
     if ((rc = prepare_state(&b)) < 0 || (rc = build_mounts(&b)) < 0)
       goto fail;
   } else {

@@ -75,6 +75,16 @@ def check_nodev_nosuid(e, label):
             code, out = e.both(READ_DEV, policy, n)
             if code != 1:
                 failures.append((policy, "device node opened", n, out))
+        # the sandbox's /dev nodes are the host's: their metadata must not change
+        # (chmod to the mode they already have: the attempt, not the damage)
+        code, out = e.run(["sh", "-c", "chmod 666 /dev/null || chmod 666 /dev/zero || "
+                           "chmod 666 /dev/full || exit 0; echo changed; exit 1"], policy)
+        if code != 0:
+            failures.append((policy, "chmod of a /dev node", out))
+        code, out = e.run(["sh", "-c", "echo x > /dev/null && head -c 2 /dev/zero | wc -c"],
+                          policy)
+        if code != 0 or out.strip() != "2":
+            failures.append((policy, "/dev nodes unusable", out))
         code, out = e.py(MOUNTINFO, policy)
         if code != 0 or out.strip() != "clean":
             failures.append((policy, out))
