@@ -288,19 +288,36 @@ void sbx_leftovers_cleanup(const char *state_dir) {
   pthread_mutex_unlock(&g_stub_lock);
 }
 
-/* Under g_stub_lock: note path before it is created. Without a state
+/* Paths already in our record (each is written once per process, however
+ * often its stub is created again), under g_stub_lock. */
+typedef struct recorded {
+  struct recorded *next;
+  char path[];
+} recorded;
+static recorded *g_recorded;
+
+/* Under g_stub_lock: note path before it is created. Written, not synced:
+ * the record is for a server that is killed (the page cache outlives it),
+ * and a machine that crashes takes a tmpfs's stubs along. Without a state
  * directory nothing can be recorded: the stub is still removed at the end
  * of the run, only a SIGKILL would leave it. */
 static void record_stub(const char *path, bool dir) {
   if (g_record_fd < 0)
     return;
+  for (recorded *r = g_recorded; r; r = r->next)
+    if (strcmp(r->path, path) == 0)
+      return;
+  size_t len = strlen(path);
+  recorded *r = malloc(sizeof *r + len + 1);
   char *line = xfmt("%c %s\n", dir ? 'd' : 'f', path);
-  if (line) {
-    size_t n = strlen(line);
-    if (write(g_record_fd, line, n) == (ssize_t)n)
-      fdatasync(g_record_fd);
-    free(line);
+  if (r && line && write(g_record_fd, line, len + 3) == (ssize_t)(len + 3)) {
+    memcpy(r->path, path, len + 1);
+    r->next = g_recorded;
+    g_recorded = r;
+    r = NULL;
   }
+  free(r);
+  free(line);
 }
 
 /* Under g_stub_lock: a new entry for path, read-locked. -ENOENT when the
