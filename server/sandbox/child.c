@@ -145,7 +145,10 @@ static int do_bind(const char *src, const char *dst, bool readonly, bool nofollo
    * outside /dev must not open) but on the single-node binds taken from the
    * host's /dev for our own /dev and for file masks (/dev/null) */
   static const char devp[] = SBX_OLD "/dev/";
-  if (memcmp(src, devp, sizeof devp - 1) != 0)
+  size_t k = 0;
+  while (devp[k] && src[k] == devp[k])
+    k++;
+  if (devp[k] != '\0')
     attrs |= MOUNT_ATTR_NODEV;
   r = set_attr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs);
   if (r == 0)

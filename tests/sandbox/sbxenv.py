@@ -36,6 +36,14 @@ def split(entries, network="none"):
             "fileSystem": {"entries": [{"path": p, "access": a} for p, a in entries]}}
 
 
+class Refused(dict):
+    """The error of a refused spawn; has strip() as output has, so an
+    unexpected refusal is reported by the assertion, not crashed on."""
+
+    def strip(self):
+        return "refused: %r" % dict(self)
+
+
 class Env:
     """A base directory (root-owned, 0755) holding: ws/ (the workspace),
     outside/ (host files outside every writable root), home/, state/, a copy
@@ -100,7 +108,7 @@ class Env:
         srv = server or self.server
         pid, res = self.spawn(argv, sandbox, cwd, tty, server=srv)
         if pid is None:
-            return None, res
+            return None, Refused(res)
         if stdin is not None:
             srv.call("process/write", {"processId": pid,
                                        "deltaBase64": base64.b64encode(stdin).decode()})
