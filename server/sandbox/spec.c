@@ -181,9 +181,29 @@ static int lock_fd(int fd, short type, bool wait) {
   return r < 0 ? -errno : 0;
 }
 
+/* An fd to lock path with. A directory is opened O_DIRECTORY (which fails
+ * before anything else is opened); a file is first pinned with O_PATH and
+ * checked to be a regular file, then reopened through /proc, so a path
+ * swapped for a device node or a FIFO meanwhile is never opened. */
 static int open_for_lock(const char *path, bool dir) {
-  return open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK |
-                        O_CLOEXEC);
+  if (dir)
+    return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (pfd < 0)
+    return -1;
+  struct stat st;
+  if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(pfd);
+    errno = EINVAL;
+    return -1;
+  }
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+  int fd = open(proc, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int e = errno;
+  close(pfd);
+  errno = e;
+  return fd;
 }
 
 /* Remove the placeholder on fd/path when it is still empty and no other
@@ -695,34 +715,60 @@ static bool has_descendant(const wish *ws, size_t n, size_t i) {
  * is written by earlier sandboxed runs of the workspace, so whatever they
  * left in the way (a symlink, a file) is removed rather than followed. */
 static int privtmp_point(const char *base, const char *mapped, bool dir) {
-  char buf[PATH_MAX];
+  /* Walked with directory fds, never by path: a run of the workspace that
+   * is still going could swap a component for a symlink at any moment, and
+   * a path-based mkdir would follow it (a root server creating directories
+   * anywhere). Each component is made and opened without following. */
   size_t bl = strlen(base), n = strlen(mapped);
-  if (n >= sizeof buf)
-    return -ENAMETOOLONG;
-  memcpy(buf, mapped, n + 1);
-  for (size_t i = bl + 1; i <= n; i++) {
-    if (buf[i] != '/' && buf[i] != '\0')
-      continue;
-    char save = buf[i];
-    buf[i] = '\0';
-    bool want_dir = save != '\0' || dir;
+  if (n >= PATH_MAX || bl >= n)
+    return n >= PATH_MAX ? -ENAMETOOLONG : -EINVAL;
+  int dfd = open(base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0)
+    return -errno;
+  char name[NAME_MAX + 1];
+  const char *p = mapped + bl;
+  int rc = 0;
+  while (rc == 0 && *p) {
+    while (*p == '/')
+      p++;
+    size_t k = strcspn(p, "/");
+    if (k == 0)
+      break;
+    if (k > NAME_MAX) {
+      rc = -ENAMETOOLONG;
+      break;
+    }
+    memcpy(name, p, k);
+    name[k] = '\0';
+    p += k;
+    bool last = *p == '\0' || strspn(p, "/") == strlen(p);
+    bool want_dir = !last || dir;
     struct stat st;
-    if (lstat(buf, &st) == 0 && (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
-      if ((S_ISDIR(st.st_mode) ? rmdir(buf) : unlink(buf)) < 0)
-        return -errno;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) &&
+        unlinkat(dfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0) {
+      rc = -errno;
+      break;
     }
+    int nfd;
     if (want_dir) {
-      if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-        return -errno;
+      if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        break;
+      }
+      nfd = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     } else {
-      int fd = open(buf, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (fd < 0)
-        return -errno;
-      close(fd);
+      nfd = openat(dfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     }
-    buf[i] = save;
+    if (nfd < 0) {
+      rc = -errno; /* swapped for a symlink meanwhile: refuse, never follow */
+      break;
+    }
+    close(dfd);
+    dfd = nfd;
   }
-  return 0;
+  close(dfd);
+  return rc;
 }
 
 static bool is_privtmp_root(const bld *b, const char *path) {
@@ -1043,8 +1089,9 @@ static int build_mounts(bld *b) {
     n_carve += p->writable_roots[i].n_read_only;
   }
   /* pins: at most one per path component of each carve-out */
-  size_t cap_pins = n_carve * 8, n_pins = 0;
-  cap += cap_pins;
+  size_t cap_pins = (n_carve + 1) * 8, n_pins = 0;
+  cap += cap_pins + 1;
+  char *state_real = NULL;
   wish *ws = calloc(cap, sizeof *ws);
   char **pins = calloc(cap_pins + 1, sizeof *pins);
   if (!ws || !pins) {
@@ -1104,6 +1151,15 @@ static int build_mounts(bld *b) {
       goto out;
     WISH(W_HIDE, p->unreadable_roots[i], NULL);
   }
+  /* The state directory is the server's (private /tmp of every workspace,
+   * placeholder records it replays at start, the setup marker): read-only
+   * when it lies inside a writable root (a workspace that is $HOME). */
+  state_real = b->state_dir ? realpath(b->state_dir, NULL) : NULL;
+  for (size_t i = 0; state_real && i < p->n_writable; i++)
+    if (path_covers(p->writable_roots[i].root, state_real)) {
+      WISH(W_PROTECT, state_real, p->writable_roots[i].root);
+      break;
+    }
   /* Pins for every carve-out: the directories strictly between the deepest
    * writable root that covers it and the carve-out itself. */
   for (size_t i = 0, n0 = nw; i < n0; i++) {
@@ -1179,6 +1235,7 @@ out:
   for (size_t i = 0; i < n_pins; i++)
     free(pins[i]);
   free(pins);
+  free(state_real);
   return rc;
 }
 

@@ -129,5 +129,39 @@ def test_tmpdir_is_private_too():
     assert not failures, failures
 
 
+def test_state_directory_inside_the_workspace_is_read_only():
+    """A workspace that is $HOME holds the state directory (private /tmp of
+    every workspace, placeholder records replayed as the server's user at
+    the next start): a command cannot write it."""
+    failures = []
+    for label, user, base in matrix():
+        e = Env(user, base, start=False)
+        try:
+            state = os.path.join(e.ws, ".local", "state")
+            os.makedirs(state)
+            e.chown_tree(e.ws)
+            e.server_env.update({"HOME": e.ws, "XDG_STATE_HOME": state})
+            e.start()
+            other = os.path.join(e.base, "other")
+            os.makedirs(other)
+            os.chown(other, e.uid, e.gid)
+            code, out = e.run(["sh", "-c", "echo mine > /tmp/f"], WORKSPACE, cwd=other)
+            assert code == 0, out
+            code, out = e.run(["sh", "-c", "echo x > /tmp/g"], WORKSPACE)  # makes the state dir
+            assert code == 0, out
+            vdir = os.path.join(state, "warden", "v1")
+            targets = [os.path.join(vdir, "placeholders", "evil.list"),
+                       os.path.join(vdir, "setup.json")]
+            targets += [os.path.join(vdir, "tmp", h, "planted")
+                        for h in os.listdir(os.path.join(vdir, "tmp"))]
+            for t in targets:
+                code, out = e.run(["sh", "-c", "echo 'd /etc' > %s" % t], WORKSPACE)
+                if code == 0 or os.path.exists(t):
+                    failures.append((label, "wrote", t))
+        finally:
+            e.close()
+    assert not failures, failures
+
+
 if __name__ == "__main__":
     run_tests(globals())
