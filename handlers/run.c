@@ -254,6 +254,7 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
   policy_error perr;
   memset(&perr, 0, sizeof perr);
   int rc = policy_resolve(policy, cwd, &pctx, "sandbox", &plan, &perr);
+  bool host_tmp = sandbox_policy_names_host_tmp(policy);
   json_decref(policy);
   if (rc < 0) {
     fprintf(stderr, "warden run: %s (at %s)\n", perr.message, perr.path);
@@ -268,7 +269,8 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
       return 126;
     }
     sandbox_build_opts bo = {.cwd = cwd, .host_uid = getuid(), .host_gid = getgid(),
-                             .exe_path = "/proc/self/exe", .state_dir = s->cfg.state_dir};
+                             .exe_path = "/proc/self/exe", .state_dir = s->cfg.state_dir,
+                             .host_tmp = host_tmp};
     if (sandbox_spec_build(plan, &bo, &spec, &reason) < 0) {
       fprintf(stderr, "warden run: sandbox cannot be enforced: %s\n", reason ? reason : "?");
       free(reason);

@@ -311,19 +311,13 @@ static int do_dev(const char *dst, bool create, int tty_fd, const char **step) {
   cat3(p, sizeof p, dst, "/pts", NULL);
   if (mkdir(p, 0755) < 0)
     return -errno;
-  if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0) {
-    /* fallback: the host's instance */
-    if ((r = do_bind(SBX_OLD "/dev/pts", p, false, false, false, false, false)) < 0)
-      return r;
-    cat3(p, sizeof p, dst, "/ptmx", NULL);
-    if ((r = make_path(p, true)) < 0 ||
-        (r = do_bind(SBX_OLD "/dev/ptmx", p, false, false, false, false, true)) < 0)
-      return r;
-  } else {
-    cat3(p, sizeof p, dst, "/ptmx", NULL);
-    if (symlink("pts/ptmx", p) < 0)
-      return -errno;
-  }
+  /* No fallback to the host's instance: every terminal of the user lives
+   * there (another one could be read and typed into). */
+  if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0)
+    return -errno;
+  cat3(p, sizeof p, dst, "/ptmx", NULL);
+  if (symlink("pts/ptmx", p) < 0)
+    return -errno;
   *step = "mount /dev/shm";
   cat3(p, sizeof p, dst, "/shm", NULL);
   if (mkdir(p, 0755) < 0)

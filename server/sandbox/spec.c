@@ -1365,12 +1365,16 @@ static int prepare_state(bld *b) {
     const char *r = p->writable_roots[i].root;
     if (strcmp(r, "/tmp") == 0)
       slash_tmp = true;
+    /* $TMPDIR apart from the workspace: neither enclosing the cwd nor
+     * inside it (there it is the workspace's own) */
     if (tdr && strcmp(tdr, "/tmp") != 0 && strcmp(r, tdr) == 0 && b->opts->cwd &&
-        !path_covers(tdr, b->opts->cwd) && !b->tmpdir)
+        !path_covers(tdr, b->opts->cwd) && !path_covers(b->opts->cwd, tdr) && !b->tmpdir)
       b->tmpdir = strdup(tdr);
   }
   free(tdr);
-  if ((!slash_tmp && !b->tmpdir) || b->opts->host_tmp) {
+  /* A workspace that is /tmp itself names the host's /tmp. */
+  bool cwd_is_tmp = b->opts->cwd && strcmp(b->opts->cwd, "/tmp") == 0;
+  if ((!slash_tmp && !b->tmpdir) || b->opts->host_tmp || cwd_is_tmp) {
     free(b->tmpdir);
     b->tmpdir = NULL;
     return 0;

@@ -90,6 +90,12 @@ def check_named_host_tmp(e, label):
                           {"type": "workspaceWrite", "writableRoots": ["/tmp"]})
         assert code == 0, (label, out)
         assert os.path.exists(note), (label, "the policy named the host's /tmp")
+        os.unlink(note)
+        # a workspace that is /tmp itself names it too
+        code, out = e.run(["sh", "-c", "echo host > %s" % os.path.basename(note)], WORKSPACE,
+                          cwd="/tmp")
+        assert code == 0, (label, out)
+        assert os.path.exists(note), (label, "the workspace /tmp is the host's")
     finally:
         if os.path.exists(note):
             os.unlink(note)
