@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -106,10 +107,21 @@ static int build_rules(scmp_filter_ctx ctx, policy_net_mode net, bool landlock_o
   for (size_t i = 0; i < sizeof deny_eperm / sizeof deny_eperm[0]; i++)
     if ((rc = add_simple(ctx, deny_eperm[i], SCMP_ACT_ERRNO(EPERM))) < 0)
       return rc;
-  if (landlock_only)
+  if (landlock_only) {
     for (size_t i = 0; i < sizeof deny_landlock_only / sizeof deny_landlock_only[0]; i++)
       if ((rc = add_deny_any(ctx, deny_landlock_only[i], SCMP_ACT_ERRNO(EPERM))) < 0)
         return rc;
+    /* inode flags (chattr: append-only, noatime, ...) and fsxattrs, which
+     * the owner sets through an fd opened read-only */
+    static const unsigned long flag_ioctls[] = {FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS,
+                                                FS_IOC_FSSETXATTR};
+    for (size_t i = 0; i < sizeof flag_ioctls / sizeof flag_ioctls[0]; i++) {
+      rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, flag_ioctls[i]));
+      if (rc < 0)
+        return rc;
+    }
+  }
 
   /* clone3 passes its flags in memory, which seccomp cannot read: ENOSYS
    * makes glibc fall back to clone, whose flags are checked here. */

@@ -174,5 +174,22 @@ def test_dev_and_proc_entries_enforced_or_refused():
     assert not failures, failures
 
 
+def test_minimal_view_runs_dynamic_binaries():
+    """Issue 9 item 11 (views): the :minimal read view keeps merged-/usr's
+    top-level symlinks (/lib64 -> usr/lib64: the dynamic loader's path)."""
+    failures = []
+    for label, user, base in matrix():
+        with Env(user, base) as e:
+            policy = split([(":minimal", "read"), (":cwd", "write")])
+            code, out = e.run(["/usr/bin/python3", "-c", "print('dyn-ok')"], policy)
+            if code != 0 or "dyn-ok" not in out:
+                failures.append((label, out))
+            code, out = e.run(["sh", "-c", "ls /bin/sh && cat /etc/hostname >/dev/null; echo x"],
+                              policy)
+            if code != 0:
+                failures.append((label, out))
+    assert not failures, failures
+
+
 if __name__ == "__main__":
     run_tests(globals())

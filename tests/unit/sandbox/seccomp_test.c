@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
@@ -62,6 +64,20 @@ static int a_setxattr(const char *d) {
   if (setxattr(p, "user.warden", "x", 1, 0) == 0)
     return 0;
   return errno == ENOTSUP ? 0 : errno; /* the file system has no user xattrs */
+}
+static int a_setflags(const char *d) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/f", d);
+  int fd = open(p, O_RDONLY);
+  if (fd < 0)
+    return errno;
+  int flags = 0, r = 0;
+  if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
+    r = -1; /* no inode flags on this file system: nothing to deny */
+  else if (ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0)
+    r = errno;
+  close(fd);
+  return r < 0 ? 0 : r;
 }
 static int a_shmget(const char *d) {
   (void)d;
@@ -182,7 +198,8 @@ static void test_landlock_only_metadata(void **state) {
   (void)state;
   const expect ex[] = {{"chmod", a_chmod, EPERM},         {"fchmodat2", a_fchmodat2, EPERM},
                        {"utimensat", a_utimensat, EPERM}, {"chown", a_chown, EPERM},
-                       {"setxattr", a_setxattr, EPERM},   {"inet", a_inet, 0}};
+                       {"setxattr", a_setxattr, EPERM},   {"setflags", a_setflags, EPERM},
+                       {"inet", a_inet, 0}};
   run_case(POLICY_NET_FULL, true, ex, sizeof ex / sizeof ex[0]);
 }
 
