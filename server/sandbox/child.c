@@ -165,7 +165,7 @@ static void octal4(char *out, unsigned mode) {
   out[4] = '\0';
 }
 
-static int do_tmpfs(const char *dst, unsigned mode, bool nofollow, bool create) {
+static int do_tmpfs(const char *dst, unsigned mode, bool nofollow, bool create, bool scratch) {
   int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
   if (fs < 0)
     return -errno;
@@ -173,12 +173,13 @@ static int do_tmpfs(const char *dst, unsigned mode, bool nofollow, bool create) 
   octal4(m, mode);
   int r = 0;
   if (fsconfig(fs, FSCONFIG_SET_STRING, "mode", m, 0) < 0 ||
-      fsconfig(fs, FSCONFIG_SET_STRING, "size", "1m", 0) < 0 ||
+      fsconfig(fs, FSCONFIG_SET_STRING, "size", scratch ? SBX_SCRATCH_SIZE : "1m", 0) < 0 ||
       fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     r = -errno;
   int mnt = -1;
   if (r == 0) {
-    mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+                  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (scratch ? 0 : MOUNT_ATTR_NOEXEC));
     if (mnt < 0)
       r = -errno;
   }
@@ -345,7 +346,7 @@ static int do_mop(const sbx_mop *m, int tty_fd, const char **step) {
     return do_bind(m->src, m->dst, m->readonly, m->nofollow, m->create, m->create_file,
                    m->optional);
   case SBX_MOP_TMPFS:
-    return do_tmpfs(m->dst, m->mode, m->nofollow, m->create);
+    return do_tmpfs(m->dst, m->mode, m->nofollow, m->create, m->scratch);
   case SBX_MOP_PROC:
     return do_proc(m->dst, m->create, step);
   case SBX_MOP_DEV:

@@ -14,6 +14,9 @@
 #define SBX_BASE "/tmp"
 #define SBX_OLD "/oldroot"
 #define SBX_NEW "/newroot"
+/* Size limit of a scratch /tmp (when no state directory can hold the
+ * workspace's private /tmp): a share of RAM, as tmpfs counts it. */
+#define SBX_SCRATCH_SIZE "25%"
 
 /* ---- Landlock constants the system headers (Debian 12: 6.1) may lack ---- */
 #define SBX_LL_EXECUTE (1ULL << 0)
@@ -65,6 +68,7 @@ typedef struct sbx_mop {
   bool optional;   /* src vanished since the build: skip instead of failing */
   unsigned mode;   /* TMPFS: mode of its root */
   bool ro_at_end;  /* TMPFS/DEV: made read-only once everything beneath is mounted */
+  bool scratch;    /* TMPFS: a writable scratch /tmp (exec allowed, SBX_SCRATCH_SIZE) */
 } sbx_mop;
 
 /* One Landlock rule: path as seen inside the sandbox, opened O_PATH by the

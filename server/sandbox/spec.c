@@ -492,6 +492,7 @@ typedef struct bld {
   char *state_dir;  /* resolved state directory, or NULL */
   char *privtmp;    /* the workspace's private /tmp on the host, or NULL */
   char *tmpdir;     /* canonical $TMPDIR bound to privtmp as well, or NULL */
+  bool scratch_tmp; /* no state directory: a fresh tmpfs at /tmp (and $TMPDIR) */
 } bld;
 
 static int cmp_wish(const void *a, const void *b) {
@@ -772,7 +773,8 @@ static int privtmp_point(const char *base, const char *mapped, bool dir) {
 }
 
 static bool is_privtmp_root(const bld *b, const char *path) {
-  return b->privtmp && (strcmp(path, "/tmp") == 0 || (b->tmpdir && strcmp(path, b->tmpdir) == 0));
+  return (b->privtmp || b->scratch_tmp) &&
+         (strcmp(path, "/tmp") == 0 || (b->tmpdir && strcmp(path, b->tmpdir) == 0));
 }
 
 static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
@@ -851,6 +853,15 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
   case W_WRITE:
     if (ar == A_NONE)
       return 0;
+    if (is_privtmp_root(b, w->path) && b->scratch_tmp) {
+      if ((rc = add_mop(b, SBX_MOP_TMPFS, w->path, A_OURS, &op)) < 0)
+        return rc;
+      op->scratch = true;
+      op->mode = 01777;
+      op->create = ar == A_OURS;
+      op->nofollow = ar == A_HOST_RW;
+      return add_ll(b, w->path, SBX_LL_ALL);
+    }
     if (is_privtmp_root(b, w->path)) {
       /* /tmp (and $TMPDIR): the workspace's private directory instead of
        * the host's, so nothing a command leaves there is seen by another
@@ -1353,9 +1364,23 @@ static unsigned long long fnv1a(const char *s) {
  * <state>/v<N>/tmp/<hash of the canonical cwd>, shared by the workspace's
  * runs (as systemd's PrivateTmp), bound at /tmp and at $TMPDIR when that is
  * a writable root of its own outside the workspace. */
+/* The default state directory is created beneath $XDG_STATE_HOME or $HOME,
+ * never in place of them: a server with HOME=/nonexistent (nobody's) must
+ * not make /nonexistent. A configured one is created as named. */
+static char *usable_state_dir(const char *configured) {
+  if (!(configured && *configured)) {
+    const char *x = getenv("XDG_STATE_HOME");
+    const char *anchor = x && x[0] == '/' ? x : getenv("HOME");
+    struct stat st;
+    if (!anchor || anchor[0] != '/' || stat(anchor, &st) < 0 || !S_ISDIR(st.st_mode))
+      return NULL;
+  }
+  return sandbox_state_dir(configured);
+}
+
 static int prepare_state(bld *b) {
   const policy_plan *p = b->plan;
-  b->state_dir = sandbox_state_dir(b->opts->state_dir);
+  b->state_dir = usable_state_dir(b->opts->state_dir);
   if (!b->dry && b->state_dir)
     sbx_leftovers_cleanup(b->state_dir);
   bool slash_tmp = false;
@@ -1379,17 +1404,15 @@ static int prepare_state(bld *b) {
     b->tmpdir = NULL;
     return 0;
   }
-  if (!b->state_dir) {
-    set_reason(b->reason, "the sandbox needs a state directory for the workspace's private /tmp "
-                          "(set --state-dir, $XDG_STATE_HOME or $HOME)");
-    return -EPERM;
-  }
+  /* Without a usable state directory (none named, or not writable: a
+   * server run as nobody with HOME=/nonexistent) the run still gets a
+   * private /tmp, a fresh tmpfs of its own: as isolated, only not shared
+   * with the workspace's other runs. */
   int err = 0;
-  char *vdir = sandbox_state_vdir(b->state_dir, !b->dry, NULL, &err);
+  char *vdir = b->state_dir ? sandbox_state_vdir(b->state_dir, !b->dry, NULL, &err) : NULL;
   if (!vdir) {
-    set_reason(b->reason, "cannot create the state directory %s: %s", b->state_dir,
-               strerror(-err));
-    return err;
+    b->scratch_tmp = true;
+    return 0;
   }
   char *top = xfmt("%s/tmp", vdir);
   char *dir = top ? xfmt("%s/%016llx", top, fnv1a(b->opts->cwd ? b->opts->cwd : "/")) : NULL;
@@ -1400,11 +1423,10 @@ static int prepare_state(bld *b) {
   }
   if (!b->dry && ((mkdir(top, 0700) < 0 && errno != EEXIST) ||
                   (mkdir(dir, 0700) < 0 && errno != EEXIST))) {
-    int e = -errno;
-    set_reason(b->reason, "cannot create the private /tmp %s: %s", dir, strerror(-e));
     free(top);
     free(dir);
-    return e;
+    b->scratch_tmp = true;
+    return 0;
   }
   free(top);
   /* canonical, so the child can bind it without following symlinks */

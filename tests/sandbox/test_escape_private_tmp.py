@@ -135,6 +135,31 @@ def test_tmpdir_is_private_too():
     assert not failures, failures
 
 
+def test_no_state_directory_still_private():
+    """No usable state directory (HOME=/nonexistent, as for nobody): each
+    run gets a fresh private /tmp instead of the host's."""
+    failures = []
+    existed = os.path.exists("/nonexistent")
+    for label, user, base in matrix():
+        e = Env(user, base, start=False)
+        try:
+            e.server_env.update({"HOME": "/nonexistent", "XDG_STATE_HOME": ""})
+            e.start()
+            note = uniq("scratch")
+            code, out = e.run(["sh", "-c", "echo s > %s && cat %s && echo w > made" % (note, note)],
+                              WORKSPACE)
+            if code != 0 or "s" not in out or not os.path.exists(os.path.join(e.ws, "made")):
+                failures.append((label, "run failed", out))
+            if os.path.lexists(note):
+                os.unlink(note)
+                failures.append((label, "wrote the host's /tmp"))
+            if not existed and os.path.exists("/nonexistent"):
+                failures.append((label, "created /nonexistent for a state directory"))
+        finally:
+            e.close()
+    assert not failures, failures
+
+
 def test_state_directory_inside_the_workspace_is_read_only():
     """A workspace that is $HOME holds the state directory (private /tmp of
     every workspace, placeholder records replayed as the server's user at
