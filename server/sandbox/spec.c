@@ -347,7 +347,17 @@ static int held_new(const char *path, bool dir, bool ours, held **out) {
   if (fd < 0)
     return -errno;
   struct stat st;
-  int rc = lock_fd(fd, F_RDLCK, true);
+  /* Never a blocking wait: a sandboxed command can flock() what it sees
+   * (its workspace's .git, read-only) and keep it; the server's thread must
+   * not hang on it. A remover holds its lock only for a moment. */
+  int rc = lock_fd(fd, F_RDLCK, false);
+  for (int i = 0; rc == -EWOULDBLOCK && i < STUB_REMOVE_RETRIES; i++) {
+    struct timespec ts = {0, STUB_REMOVE_WAIT_NS};
+    nanosleep(&ts, NULL);
+    rc = lock_fd(fd, F_RDLCK, false);
+  }
+  if (rc == -EWOULDBLOCK)
+    rc = -EBUSY;
   if (rc == 0 && fstat(fd, &st) < 0)
     rc = -errno;
   if (rc == 0 && st.st_nlink == 0)
@@ -409,6 +419,8 @@ out:
  * path exists now (someone else created it: hold it as existing). */
 static int stub_create(const char *path, bool dir, const char *state_dir) {
   int rc = 0;
+  if (strchr(path, '\n'))
+    return -EINVAL; /* the record is one path per line */
   pthread_mutex_lock(&g_stub_lock);
   record_open(state_dir);
   record_stub(path, dir);

@@ -99,6 +99,42 @@ def check_concurrent(e, label):
     assert leftovers(e.ws, *others) == [], (label, "next start", leftovers(e.ws, *others))
 
 
+LOCKER = r'''
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+'''
+
+
+def check_lock_dos(e, label):
+    """A command that locks a protected path it can see (another
+    workspace's .git, read-only to it) must not hang the server's next
+    build there."""
+    os.makedirs(os.path.join(e.ws, ".git"))
+    sub = os.path.join(e.ws, "sub")
+    os.makedirs(sub)
+    e.chown_tree(e.ws)
+    pid, res = e.spawn(["/usr/bin/python3", "-c", LOCKER, os.path.join(e.ws, ".git")],
+                       {"type": "readOnly"}, cwd=sub)
+    assert pid, res
+    deadline = time.time() + 30
+    while b"locked" not in e.server.output_of(pid) and time.time() < deadline:
+        time.sleep(0.02)
+    assert b"locked" in e.server.output_of(pid), (label, e.server.output_of(pid))
+    try:
+        code, out = e.run(["true"], WORKSPACE)  # times out (raises) when the server hangs
+        assert code == 0, (label, out)
+    finally:
+        e.server.request("process/terminate", {"processId": pid})
+        e.server.wait_exit(pid, timeout=60)
+
+
+def test_locked_placeholder_does_not_hang_the_server():
+    each(check_lock_dos)
+
+
 def test_placeholders_removed_after_sigkill():
     each(check_sigkill)
 
