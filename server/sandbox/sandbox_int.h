@@ -127,9 +127,10 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
                    sandbox_spec **out, char **reason);
 
 /* seccomp.c: the filter for `net` exported as classic BPF (malloc'd);
- * landlock_only adds the calls Landlock alone cannot confine. */
-int sbx_seccomp_build(policy_net_mode net, bool landlock_only, struct sock_filter **out,
-                      unsigned short *n, char **reason);
+ * landlock_only adds the calls Landlock alone cannot confine; as_root (the
+ * command runs as uid 0) also denies set-group-ID bits. */
+int sbx_seccomp_build(policy_net_mode net, bool landlock_only, bool as_root,
+                      struct sock_filter **out, unsigned short *n, char **reason);
 
 /* child.c helpers also used by setup.c tests */
 const char *sbx_net_name(policy_net_mode m);

@@ -91,7 +91,8 @@ static const char *const deny_landlock_only[] = {
 static const struct {
   const char *name;
   int nr;
-} recent_calls[] = {{"fchmodat2", 452}, {"setxattrat", 463}, {"removexattrat", 466}};
+} recent_calls[] = {{"fchmodat2", 452}, {"setxattrat", 463}, {"removexattrat", 466},
+                    {"openat2", 437}};
 
 static int add_deny_any(scmp_filter_ctx ctx, const char *name, uint32_t action) {
   if (seccomp_syscall_resolve_name(name) != __NR_SCMP_ERROR)
@@ -102,8 +103,44 @@ static int add_deny_any(scmp_filter_ctx ctx, const char *name, uint32_t action) 
   return 0;
 }
 
-static int build_rules(scmp_filter_ctx ctx, policy_net_mode net, bool landlock_only) {
+/* Set-user-ID (and, for a command running as uid 0, set-group-ID) bits:
+ * a file the command makes setuid in a writable root is setuid on the host,
+ * where the mount is not nosuid: a root server's sandbox would plant a
+ * setuid-root binary for anyone to run. The mode argument of each call that
+ * sets one, by position. openat2 carries its mode in memory, which seccomp
+ * cannot read: ENOSYS, and callers fall back to openat. */
+static const struct {
+  const char *name;
+  unsigned arg;
+} mode_calls[] = {{"chmod", 1},  {"fchmod", 1}, {"fchmodat", 2}, {"fchmodat2", 2}, {"open", 2},
+                  {"openat", 3}, {"creat", 1},  {"mknod", 1},    {"mknodat", 2}};
+
+static int deny_setid_modes(scmp_filter_ctx ctx, bool setgid_too) {
+  static const scmp_datum_t bits[] = {04000, 02000};
   int rc;
+  for (size_t i = 0; i < sizeof mode_calls / sizeof mode_calls[0]; i++) {
+    int nr = seccomp_syscall_resolve_name(mode_calls[i].name);
+    if (nr == __NR_SCMP_ERROR) {
+      for (size_t k = 0; k < sizeof recent_calls / sizeof recent_calls[0]; k++)
+        if (strcmp(recent_calls[k].name, mode_calls[i].name) == 0)
+          nr = recent_calls[k].nr;
+      if (nr == __NR_SCMP_ERROR)
+        continue;
+    }
+    for (size_t b = 0; b < (setgid_too ? 2u : 1u); b++) {
+      struct scmp_arg_cmp c = SCMP_CMP(mode_calls[i].arg, SCMP_CMP_MASKED_EQ, bits[b], bits[b]);
+      if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &c)) < 0)
+        return rc;
+    }
+  }
+  return add_deny_any(ctx, "openat2", SCMP_ACT_ERRNO(ENOSYS));
+}
+
+static int build_rules(scmp_filter_ctx ctx, policy_net_mode net, bool landlock_only,
+                       bool as_root) {
+  int rc;
+  if ((rc = deny_setid_modes(ctx, as_root)) < 0)
+    return rc;
   for (size_t i = 0; i < sizeof deny_eperm / sizeof deny_eperm[0]; i++)
     if ((rc = add_simple(ctx, deny_eperm[i], SCMP_ACT_ERRNO(EPERM))) < 0)
       return rc;
@@ -209,8 +246,8 @@ static int build_rules(scmp_filter_ctx ctx, policy_net_mode net, bool landlock_o
   return 0;
 }
 
-int sbx_seccomp_build(policy_net_mode net, bool landlock_only, struct sock_filter **out,
-                      unsigned short *n, char **reason) {
+int sbx_seccomp_build(policy_net_mode net, bool landlock_only, bool as_root,
+                      struct sock_filter **out, unsigned short *n, char **reason) {
   *out = NULL;
   *n = 0;
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -219,7 +256,7 @@ int sbx_seccomp_build(policy_net_mode net, bool landlock_only, struct sock_filte
       *reason = strdup("seccomp_init failed");
     return -ENOMEM;
   }
-  int rc = build_rules(ctx, net, landlock_only);
+  int rc = build_rules(ctx, net, landlock_only, as_root);
   /* The filter lives in the command only; make sure libseccomp does not try
    * to synchronize threads or set no_new_privs itself (we do it, in order). */
   if (rc == 0)

@@ -1549,8 +1549,8 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
     if ((rc = build_landlock_rules(&b)) < 0)
       goto fail;
   }
-  if ((rc = sbx_seccomp_build(plan->network, s->backend == POLICY_BACKEND_LANDLOCK, &s->bpf,
-                              &s->n_bpf, reason)) < 0)
+  if ((rc = sbx_seccomp_build(plan->network, s->backend == POLICY_BACKEND_LANDLOCK,
+                              opts->host_uid == 0, &s->bpf, &s->n_bpf, reason)) < 0)
     goto fail;
   if ((rc = build_env(&b, true)) < 0)
     goto fail;

@@ -33,6 +33,13 @@ try:
         os.rename(path + ".moved", path)
     elif what == "chmod":
         os.chmod(path, 0o600)
+    elif what == "setuid":
+        os.chmod(path, 0o4755)
+    elif what == "create-setuid":
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o4755))
+        if os.stat(path).st_mode & 0o4000:
+            sys.exit(0)
+        raise OSError(1, "created without the bit")
     elif what == "read":
         open(path).read()
     elif what == "unlink":
@@ -84,7 +91,10 @@ def check(e, label, owner):
               ("chmod", os.path.join(e.outside, "theirs")),
               ("append", os.path.join(e.ws, ".git", "config")),
               ("create", os.path.join(e.ws, ".git", "hooks-new")),
-              ("create", os.path.join(e.ws, ".codex"))]
+              ("create", os.path.join(e.ws, ".codex")),
+              # a setuid binary planted in the workspace is setuid on the host
+              ("setuid", os.path.join(e.ws, "sub")),
+              ("create-setuid", os.path.join(e.ws, "suid"))]
     for what, path in denied:
         code, out = e.py(ATTEMPT, WORKSPACE, what, path)
         if code != 1:

@@ -141,11 +141,12 @@ typedef struct expect {
 
 /* Run every attempt in a child: before the filter all must succeed, after
  * it each must give `want`. Returns a message on mismatch. */
-static void run_case(policy_net_mode net, bool landlock_only, const expect *ex, size_t n) {
+static void run_case_as(policy_net_mode net, bool landlock_only, bool as_root, const expect *ex,
+                        size_t n) {
   struct sock_filter *bpf = NULL;
   unsigned short nbpf = 0;
   char *reason = NULL;
-  assert_int_equal(sbx_seccomp_build(net, landlock_only, &bpf, &nbpf, &reason), 0);
+  assert_int_equal(sbx_seccomp_build(net, landlock_only, as_root, &bpf, &nbpf, &reason), 0);
   char dir[] = "/tmp/warden-seccomp-XXXXXX";
   assert_non_null(mkdtemp(dir));
   char f[512];
@@ -192,6 +193,60 @@ static void run_case(policy_net_mode net, bool landlock_only, const expect *ex, 
   free(reason);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     fail_msg("%s", buf[0] ? buf : "the child died");
+}
+
+static void run_case(policy_net_mode net, bool landlock_only, const expect *ex, size_t n) {
+  run_case_as(net, landlock_only, false, ex, n);
+}
+
+static int a_chmod_suid(const char *d) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/f", d);
+  return chmod(p, 04755) < 0 ? errno : 0;
+}
+static int a_chmod_sgid(const char *d) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/f", d);
+  return chmod(p, 02755) < 0 ? errno : 0;
+}
+static int a_fchmodat_suid(const char *d) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/f", d);
+  return fchmodat(AT_FDCWD, p, 04700, 0) < 0 ? errno : 0;
+}
+static int a_creat_suid(const char *d) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/g", d);
+  unlink(p);
+  int fd = openat(AT_FDCWD, p, O_WRONLY | O_CREAT | O_EXCL, 04755);
+  if (fd < 0)
+    return errno;
+  close(fd);
+  unlink(p);
+  return 0;
+}
+static int a_chmod_plain(const char *d) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/f", d);
+  return chmod(p, 0755) < 0 ? errno : 0;
+}
+
+static void test_no_setuid_bits(void **state) {
+  (void)state;
+  const expect ex[] = {{"chmod u+s", a_chmod_suid, EPERM},
+                       {"fchmodat u+s", a_fchmodat_suid, EPERM},
+                       {"create u+s", a_creat_suid, EPERM},
+                       {"chmod g+s", a_chmod_sgid, 0},
+                       {"chmod plain", a_chmod_plain, 0}};
+  run_case(POLICY_NET_FULL, false, ex, sizeof ex / sizeof ex[0]);
+}
+
+static void test_no_setgid_bits_as_root(void **state) {
+  (void)state;
+  const expect ex[] = {{"chmod u+s", a_chmod_suid, EPERM},
+                       {"chmod g+s", a_chmod_sgid, EPERM},
+                       {"chmod plain", a_chmod_plain, 0}};
+  run_case_as(POLICY_NET_NONE, false, true, ex, sizeof ex / sizeof ex[0]);
 }
 
 static void test_landlock_only_metadata(void **state) {
@@ -245,7 +300,8 @@ int main(int argc, char **argv) {
   static const struct CMUnitTest all[] = {
       cmocka_unit_test(test_landlock_only_metadata), cmocka_unit_test(test_landlock_only_sysv),
       cmocka_unit_test(test_namespaces_keep_metadata), cmocka_unit_test(test_proxy_no_unix),
-      cmocka_unit_test(test_none_no_connect), cmocka_unit_test(test_full_unix_allowed)};
+      cmocka_unit_test(test_none_no_connect), cmocka_unit_test(test_full_unix_allowed),
+      cmocka_unit_test(test_no_setuid_bits), cmocka_unit_test(test_no_setgid_bits_as_root)};
   if (argc > 1) {
     static char filter[128]; /* cmocka keeps the pointer */
     snprintf(filter, sizeof filter, "test_%s", argv[1]);
