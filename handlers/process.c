@@ -481,6 +481,7 @@ static int build_sandbox(warden_server *s, rpc_request *req, json_t *params, con
       .host_uid = getuid(),
       .host_gid = getgid(),
       .exe_path = "/proc/self/exe",
+      .state_dir = s->cfg.state_dir,
   };
   char *reason = NULL;
   int rc = sandbox_spec_build(plan, &bo, &pd->spec, &reason);

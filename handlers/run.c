@@ -268,7 +268,7 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
       return 126;
     }
     sandbox_build_opts bo = {.cwd = cwd, .host_uid = getuid(), .host_gid = getgid(),
-                             .exe_path = "/proc/self/exe"};
+                             .exe_path = "/proc/self/exe", .state_dir = s->cfg.state_dir};
     if (sandbox_spec_build(plan, &bo, &spec, &reason) < 0) {
       fprintf(stderr, "warden run: sandbox cannot be enforced: %s\n", reason ? reason : "?");
       free(reason);

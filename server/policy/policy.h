@@ -57,15 +57,6 @@ typedef struct policy_plan {
   size_t n_writable;
   char **unreadable_roots; /* hidden entirely (tmpfs or /dev/null over them) */
   size_t n_unreadable;
-  /* Restricted reads only: platform symlinks of :minimal (/bin -> usr/bin,
-   * /lib64 -> usr/lib64 on merged-/usr systems) that the view recreates as
-   * symlinks, so the ELF interpreter and #! paths resolve. `path` is the
-   * link's absolute path, `target` its readlink() text. Not in the JSON. */
-  struct policy_view_link {
-    char *path;
-    char *target;
-  } *view_links;
-  size_t n_view_links;
   /* /tmp is the workspace's own, not the host's: "/tmp" is a writable root
    * only through the :slash_tmp or :tmpdir tokens (workspaceWrite's
    * implicit temp dirs), never named as a path (writableRoots ["/tmp"],

@@ -385,13 +385,6 @@ void pol_plan_clear_fs(policy_plan *plan) {
   for (size_t i = 0; i < plan->n_unreadable; i++)
     free(plan->unreadable_roots[i]);
   free(plan->unreadable_roots);
-  for (size_t i = 0; i < plan->n_view_links; i++) {
-    free(plan->view_links[i].path);
-    free(plan->view_links[i].target);
-  }
-  free(plan->view_links);
-  plan->view_links = NULL;
-  plan->n_view_links = 0;
   free(plan->reason);
   plan->reason = NULL;
   plan->readable_roots = plan->unreadable_roots = NULL;
@@ -459,42 +452,6 @@ static void free_wroots(policy_writable_root *wr, size_t n) {
     free(wr[i].root);
   }
   free(wr);
-}
-
-/* :minimal roots that are symlinks on this host (merged /usr): the view
- * recreates them, so /lib64/ld-linux-x86-64.so.2 and #!/bin/sh resolve. */
-static int fill_view_links(const pol_rset *rs, policy_plan *plan) {
-  bool any_minimal = false;
-  for (size_t i = 0; i < rs->n; i++)
-    any_minimal = any_minimal || rs->v[i].minimal;
-  if (!any_minimal)
-    return 0;
-  size_t n = 0;
-  for (size_t k = 0; pol_minimal_roots[k]; k++)
-    n++;
-  plan->view_links = calloc(n, sizeof *plan->view_links);
-  if (!plan->view_links)
-    return -ENOMEM;
-  for (size_t k = 0; pol_minimal_roots[k]; k++) {
-    struct stat st;
-    char target[PATH_MAX];
-    if (lstat(pol_minimal_roots[k], &st) != 0 || !S_ISLNK(st.st_mode))
-      continue;
-    ssize_t len = readlink(pol_minimal_roots[k], target, sizeof target - 1);
-    if (len <= 0)
-      continue;
-    target[len] = '\0';
-    struct policy_view_link *l = &plan->view_links[plan->n_view_links];
-    l->path = strdup(pol_minimal_roots[k]);
-    l->target = strdup(target);
-    if (!l->path || !l->target) {
-      free(l->path);
-      free(l->target);
-      return -ENOMEM;
-    }
-    plan->n_view_links++;
-  }
-  return 0;
 }
 
 /* /tmp is writable only because of :slash_tmp or :tmpdir (see
@@ -742,10 +699,8 @@ int pol_plan_fill_fs(const pol_ir *ir, const char *cwd_canon, const policy_conte
   plan->writable_roots = wr;
   plan->n_writable = n_wr;
   wr = NULL;
-  if (!full_read) {
+  if (!full_read)
     plan->readable_roots = pol_sv_steal(&rd2, &plan->n_readable);
-    rc = fill_view_links(&rs, plan);
-  }
   plan->unreadable_roots = pol_sv_steal(&un, &plan->n_unreadable);
   plan->private_tmp = private_tmp(ir, &rs, plan);
 

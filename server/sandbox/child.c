@@ -141,9 +141,14 @@ static int do_bind(const char *src, const char *dst, bool readonly, bool nofollo
   if (r < 0)
     return r;
   uint64_t attrs = MOUNT_ATTR_NOSUID | (readonly ? MOUNT_ATTR_RDONLY : 0);
-  /* nodev only where it cannot break our own device binds: everything but
-   * the single-node binds of /dev */
-  if (src[s_len(SBX_OLD)] != '\0' && memcmp(src + s_len(SBX_OLD), "/dev/", 5) != 0)
+  /* nodev everywhere (the base bind of the host's / included: a device node
+   * outside /dev must not open) but on the single-node binds taken from the
+   * host's /dev for our own /dev and for file masks (/dev/null) */
+  static const char devp[] = SBX_OLD "/dev/";
+  size_t k = 0;
+  while (devp[k] && src[k] == devp[k])
+    k++;
+  if (devp[k] != '\0')
     attrs |= MOUNT_ATTR_NODEV;
   r = set_attr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs);
   if (r == 0)
@@ -160,7 +165,7 @@ static void octal4(char *out, unsigned mode) {
   out[4] = '\0';
 }
 
-static int do_tmpfs(const char *dst, unsigned mode, bool nofollow, bool create) {
+static int do_tmpfs(const char *dst, unsigned mode, bool nofollow, bool create, bool scratch) {
   int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
   if (fs < 0)
     return -errno;
@@ -168,12 +173,13 @@ static int do_tmpfs(const char *dst, unsigned mode, bool nofollow, bool create) 
   octal4(m, mode);
   int r = 0;
   if (fsconfig(fs, FSCONFIG_SET_STRING, "mode", m, 0) < 0 ||
-      fsconfig(fs, FSCONFIG_SET_STRING, "size", "1m", 0) < 0 ||
+      fsconfig(fs, FSCONFIG_SET_STRING, "size", scratch ? SBX_SCRATCH_SIZE : "1m", 0) < 0 ||
       fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
     r = -errno;
   int mnt = -1;
   if (r == 0) {
-    mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+                  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (scratch ? 0 : MOUNT_ATTR_NOEXEC));
     if (mnt < 0)
       r = -errno;
   }
@@ -259,7 +265,7 @@ static int bind_console(const char *dst, int tty_fd) {
   r = tree < 0 ? -errno : 0;
   close(sfd);
   if (r == 0)
-    r = set_attr(tree, "", AT_EMPTY_PATH, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+    r = set_attr(tree, "", AT_EMPTY_PATH, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY);
   if (r == 0)
     r = attach(tree, p, false, true, true);
   if (tree >= 0)
@@ -289,7 +295,10 @@ static int do_dev(const char *dst, bool create, int tty_fd, const char **step) {
     struct stat st;
     if (stat(src, &st) < 0 || !S_ISCHR(st.st_mode))
       continue;
-    if ((r = make_path(p, true)) < 0 || (r = do_bind(src, p, false, false, false, false, true)) < 0)
+    /* read-only: a device node stays readable and writable on a read-only
+     * mount, but its metadata (chmod, chown, utimes) is the host's and does
+     * not change */
+    if ((r = make_path(p, true)) < 0 || (r = do_bind(src, p, true, false, false, false, true)) < 0)
       return r;
   }
   /* The command's terminal, when it has one: it lives on the host's devpts,
@@ -303,19 +312,13 @@ static int do_dev(const char *dst, bool create, int tty_fd, const char **step) {
   cat3(p, sizeof p, dst, "/pts", NULL);
   if (mkdir(p, 0755) < 0)
     return -errno;
-  if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0) {
-    /* fallback: the host's instance */
-    if ((r = do_bind(SBX_OLD "/dev/pts", p, false, false, false, false, false)) < 0)
-      return r;
-    cat3(p, sizeof p, dst, "/ptmx", NULL);
-    if ((r = make_path(p, true)) < 0 ||
-        (r = do_bind(SBX_OLD "/dev/ptmx", p, false, false, false, false, true)) < 0)
-      return r;
-  } else {
-    cat3(p, sizeof p, dst, "/ptmx", NULL);
-    if (symlink("pts/ptmx", p) < 0)
-      return -errno;
-  }
+  /* No fallback to the host's instance: every terminal of the user lives
+   * there (another one could be read and typed into). */
+  if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0)
+    return -errno;
+  cat3(p, sizeof p, dst, "/ptmx", NULL);
+  if (symlink("pts/ptmx", p) < 0)
+    return -errno;
   *step = "mount /dev/shm";
   cat3(p, sizeof p, dst, "/shm", NULL);
   if (mkdir(p, 0755) < 0)
@@ -343,7 +346,7 @@ static int do_mop(const sbx_mop *m, int tty_fd, const char **step) {
     return do_bind(m->src, m->dst, m->readonly, m->nofollow, m->create, m->create_file,
                    m->optional);
   case SBX_MOP_TMPFS:
-    return do_tmpfs(m->dst, m->mode, m->nofollow, m->create);
+    return do_tmpfs(m->dst, m->mode, m->nofollow, m->create, m->scratch);
   case SBX_MOP_PROC:
     return do_proc(m->dst, m->create, step);
   case SBX_MOP_DEV:
@@ -361,7 +364,7 @@ static int do_mop(const sbx_mop *m, int tty_fd, const char **step) {
       if (r < 0)
         return r;
     }
-    return symlink(m->src, m->dst) < 0 ? -errno : 0;
+    return symlink(m->src, m->dst) < 0 && errno != EEXIST ? -errno : 0;
   }
   }
   return -EINVAL;
@@ -457,15 +460,17 @@ int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step) 
    * needs to change groups). We map our own ids to themselves, which the
    * kernel allows without privileges in the parent namespace, as root and as
    * any other user alike. */
-  *step = "write /proc/self/setgroups";
-  if ((r = write_file("/proc/self/setgroups", "deny")) < 0)
-    return r;
-  *step = "write /proc/self/uid_map";
-  if ((r = write_file("/proc/self/uid_map", spec->uid_map)) < 0)
-    return r;
-  *step = "write /proc/self/gid_map";
-  if ((r = write_file("/proc/self/gid_map", spec->gid_map)) < 0)
-    return r;
+  if (spec->uid_map[0]) {
+    *step = "write /proc/self/setgroups";
+    if ((r = write_file("/proc/self/setgroups", "deny")) < 0)
+      return r;
+    *step = "write /proc/self/uid_map";
+    if ((r = write_file("/proc/self/uid_map", spec->uid_map)) < 0)
+      return r;
+    *step = "write /proc/self/gid_map";
+    if ((r = write_file("/proc/self/gid_map", spec->gid_map)) < 0)
+      return r;
+  }
 
   /* 2. Network, before the filesystem: it does not depend on it, and a
    * failure here is cheaper to report before the mounts. A new network
@@ -489,12 +494,14 @@ int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step) 
     }
   }
 
-  /* 3. Stop mount events from leaking: rslave keeps receiving host events
-   * (a disk mounted later still shows up under a full-read view) but nothing
-   * we do propagates back to the host. pivot_root also refuses shared
-   * mounts. */
-  *step = "make / rslave";
-  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+  /* 3. Cut mount propagation both ways, before any copy is made: nothing
+   * we do reaches the host, and nothing mounted on the host later appears in
+   * the view (a slave copy would receive it, without our read-only,
+   * nosuid and nodev attributes: writable inside a read-only area). The
+   * copies made from here on inherit "private". pivot_root also refuses
+   * shared mounts. */
+  *step = "make / rprivate";
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     return -errno;
 
   /* 4. A tmpfs to stand on, and the first pivot: the tmpfs becomes / and the
@@ -627,42 +634,58 @@ static int apply_landlock(const sandbox_spec *spec, const char **step) {
   return r;
 }
 
-static int drop_caps(const char **step) {
+static int drop_caps(uint64_t keep, const char **step) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[2];
+  /* Ambient first: nothing stays ambient but what we keep. The kept ones
+   * are raised while the bounding set still has them (capset refuses an
+   * inheritable capability outside it), so they survive execve: ambient
+   * capabilities are what a non-setuid exec keeps, and SECBIT_NOROOT stops
+   * uid 0 from regaining anything else. */
+  *step = "prctl PR_CAP_AMBIENT_CLEAR_ALL";
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    return -errno;
+  if (keep) {
+    *step = "capset inheritable";
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &hdr, data) < 0)
+      return -errno;
+    for (int i = 0; i < 2; i++)
+      data[i].inheritable = (uint32_t)(keep >> (32 * i));
+    if (syscall(SYS_capset, &hdr, data) < 0)
+      return -errno;
+    *step = "prctl PR_CAP_AMBIENT_RAISE";
+    for (unsigned long cap = 0; cap < 64; cap++)
+      if ((keep >> cap) & 1 && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+        return -errno;
+  }
   /* Bounding set: what exec could ever grant back (file capabilities, root
    * executing). Needs CAP_SETPCAP: we have it in our user namespace (or as
    * root); a plain unprivileged process without it has nothing to drop that
    * matters, since no_new_privs already stops exec from granting anything. */
   *step = "prctl PR_CAPBSET_DROP";
-  bool have_setpcap = prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1;
   for (unsigned long cap = 0; cap < 64; cap++) {
     int in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
     if (in < 0)
       break; /* past the last capability this kernel knows */
-    if (in == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-      if (errno != EPERM)
-        return -errno;
-      have_setpcap = false;
-    }
+    if (in == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EPERM)
+      return -errno;
   }
-  /* Lock root out of privileges for good (uid 0 maps to uid 0 when the
-   * server runs as root): best effort, it also needs CAP_SETPCAP, which is
-   * the last capability dropped above. Done before it goes. */
-  (void)have_setpcap;
-  *step = "prctl PR_CAP_AMBIENT_CLEAR_ALL";
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-    return -errno;
   *step = "capset";
-  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-  struct __user_cap_data_struct data[2];
   memset(data, 0, sizeof data);
+  for (int i = 0; i < 2; i++)
+    data[i].effective = data[i].permitted = data[i].inheritable = (uint32_t)(keep >> (32 * i));
   if (syscall(SYS_capset, &hdr, data) < 0)
     return -errno;
-  /* Verify: a sandbox that kept capabilities is not the sandbox we built. */
+  /* Verify: a sandbox that kept other capabilities is not the sandbox we
+   * built. */
   if (syscall(SYS_capget, &hdr, data) < 0)
     return -errno;
-  for (int i = 0; i < 2; i++)
-    if (data[i].effective || data[i].permitted || data[i].inheritable)
+  for (int i = 0; i < 2; i++) {
+    uint32_t k = (uint32_t)(keep >> (32 * i));
+    if (data[i].effective != k || data[i].permitted != k || data[i].inheritable != k)
       return -EPERM;
+  }
   return 0;
 }
 
@@ -685,10 +708,14 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step) {
    * as root, mapped to itself) never regains capabilities through exec or
    * setuid. Best effort: an unprivileged Landlock-only run has no
    * CAP_SETPCAP and no root to lock out either. */
+  /* With capabilities to keep, ambient raising stays open until they are
+   * raised (it needs them in permitted and inheritable, so nothing else can
+   * be raised later either). */
   prctl(PR_SET_SECUREBITS,
         SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-            SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
-            SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+            SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+            (spec->keep_caps ? 0
+                             : SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED),
         0, 0, 0);
 
   /* 3. Landlock while the paths of the view can still be opened (the rules
@@ -700,7 +727,7 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step) {
   /* 4. Capabilities, every set. Before seccomp so the filter, which is
    * loaded last, never sees our own setup calls (it does not block
    * prctl/capset today; this keeps it free to do so). */
-  if ((r = drop_caps(step)) < 0)
+  if ((r = drop_caps(spec->keep_caps, step)) < 0)
     return r;
 
   /* 5. seccomp last: allowed without CAP_SYS_ADMIN thanks to

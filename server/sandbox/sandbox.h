@@ -49,6 +49,10 @@ typedef struct sandbox_build_opts {
   unsigned host_uid;      /* getuid() of the server */
   unsigned host_gid;
   const char *exe_path;   /* the server's own binary, kept readable */
+  /* The configured state directory (--state-dir / config), or NULL for the
+   * default (sandbox_state_dir(NULL)). Holds the private /tmp of each
+   * workspace and the placeholder records. */
+  const char *state_dir;
 } sandbox_build_opts;
 
 /* Build a spec for `plan`. Fails (-EPERM, *reason set to a malloc'd message)
@@ -81,6 +85,12 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step);
 /* Parent side, after the run: remove mount points that had to be created on
  * the host to mask missing protected paths. */
 void sandbox_spec_cleanup_host(const sandbox_spec *spec);
+
+/* Remove the placeholders that a server killed before its cleanup left on
+ * the host (recorded under <state_dir>/v<N>/placeholders). Runs by itself
+ * at the first sandboxed build of a process; callable earlier (startup). */
+void sbx_leftovers_cleanup(const char *state_dir);
+
 
 /* ---- additions (server/sandbox) ---- */
 

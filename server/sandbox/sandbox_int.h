@@ -14,6 +14,9 @@
 #define SBX_BASE "/tmp"
 #define SBX_OLD "/oldroot"
 #define SBX_NEW "/newroot"
+/* Size limit of a scratch /tmp (when no state directory can hold the
+ * workspace's private /tmp): a share of RAM, as tmpfs counts it. */
+#define SBX_SCRATCH_SIZE "25%"
 
 /* ---- Landlock constants the system headers (Debian 12: 6.1) may lack ---- */
 #define SBX_LL_EXECUTE (1ULL << 0)
@@ -50,8 +53,7 @@ typedef enum sbx_mop_kind {
   SBX_MOP_DEVNULL, /* /dev/null bound read-only at dst: mask of a file */
   SBX_MOP_PROC,    /* fresh procfs at dst (we are pid 1 of a new pid namespace) */
   SBX_MOP_DEV,     /* minimal /dev at dst */
-  SBX_MOP_SYMLINK, /* a symlink at dst (in a tmpfs of ours) whose target is src, verbatim:
-                    * the platform links of a restricted view (/lib64 -> usr/lib64) */
+  SBX_MOP_SYMLINK, /* a symlink at dst (in our restricted root) to the text in src */
 } sbx_mop_kind;
 
 typedef struct sbx_mop {
@@ -66,6 +68,7 @@ typedef struct sbx_mop {
   bool optional;   /* src vanished since the build: skip instead of failing */
   unsigned mode;   /* TMPFS: mode of its root */
   bool ro_at_end;  /* TMPFS/DEV: made read-only once everything beneath is mounted */
+  bool scratch;    /* TMPFS: a writable scratch /tmp (exec allowed, SBX_SCRATCH_SIZE) */
 } sbx_mop;
 
 /* One Landlock rule: path as seen inside the sandbox, opened O_PATH by the
@@ -81,7 +84,7 @@ struct sandbox_spec {
   policy_net_mode net;
   unsigned long clone_flags;
 
-  /* namespaces */
+  /* namespaces; uid_map[0] == '\0': no user namespace (a root server) */
   char uid_map[48];
   char gid_map[48];
   sbx_mop *mops;
@@ -96,13 +99,19 @@ struct sandbox_spec {
   sbx_llrule *ll;
   size_t n_ll;
 
+  /* capabilities the command keeps (bit = CAP_*): CAP_DAC_OVERRIDE and
+   * CAP_FOWNER for a root server, so writable roots are writable whoever
+   * owns their files; confined by the mounts and Landlock */
+  uint64_t keep_caps;
+
   /* seccomp */
   struct sock_filter *bpf;
   unsigned short n_bpf;
 
   char **env;               /* NULL-terminated */
 
-  /* host mount points created for masks (registry keys) */
+  /* host paths our masks sit on, held in the registry (spec.c) until
+   * cleanup_host: stubs we created and existing possible placeholders */
   char **stubs;
   size_t n_stubs;
   bool cleaned;
@@ -117,9 +126,11 @@ struct sandbox_spec {
 int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool dry,
                    sandbox_spec **out, char **reason);
 
-/* seccomp.c: the filter for `net` exported as classic BPF (malloc'd). */
-int sbx_seccomp_build(policy_net_mode net, struct sock_filter **out, unsigned short *n,
-                      char **reason);
+/* seccomp.c: the filter for `net` exported as classic BPF (malloc'd);
+ * landlock_only adds the calls Landlock alone cannot confine; as_root (the
+ * command runs as uid 0) also denies set-group-ID bits. */
+int sbx_seccomp_build(policy_net_mode net, bool landlock_only, bool as_root,
+                      struct sock_filter **out, unsigned short *n, char **reason);
 
 /* child.c helpers also used by setup.c tests */
 const char *sbx_net_name(policy_net_mode m);

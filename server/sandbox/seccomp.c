@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -69,11 +70,95 @@ static int deny_domain_not_in(scmp_filter_ctx ctx, int nr, unsigned arg, const u
                           SCMP_CMP(arg, SCMP_CMP_GT, (scmp_datum_t)allowed[n - 1]));
 }
 
-static int build_rules(scmp_filter_ctx ctx, policy_net_mode net) {
+/* Landlock alone (no mount namespace, used only where user namespaces are
+ * unavailable) does not cover metadata: chmod (setuid bits included),
+ * chown, timestamps and extended attributes of any file the command can
+ * see would change on the host. Nor SysV IPC, which lives in the host's IPC
+ * namespace. None of these calls can be limited to the writable roots by
+ * seccomp (their path or fd is opaque to it), so they fail everywhere: the
+ * sandbox is stricter than the policy, never weaker. */
+static const char *const deny_landlock_only[] = {
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "utime", "utimes", "utimensat", "futimesat", "setxattr", "lsetxattr", "fsetxattr",
+    "setxattrat", "removexattr", "lremovexattr", "fremovexattr", "removexattrat",
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semtimedop", "semctl",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "ipc", "mknod", "mknodat",
+};
+
+/* Calls newer than some libseccomp releases: when the library does not
+ * know the name, the number (the same on every architecture for calls added
+ * since 5.x) is used directly. */
+static const struct {
+  const char *name;
+  int nr;
+} recent_calls[] = {{"fchmodat2", 452}, {"setxattrat", 463}, {"removexattrat", 466},
+                    {"openat2", 437}};
+
+static int add_deny_any(scmp_filter_ctx ctx, const char *name, uint32_t action) {
+  if (seccomp_syscall_resolve_name(name) != __NR_SCMP_ERROR)
+    return add_simple(ctx, name, action);
+  for (size_t i = 0; i < sizeof recent_calls / sizeof recent_calls[0]; i++)
+    if (strcmp(recent_calls[i].name, name) == 0)
+      return seccomp_rule_add(ctx, action, recent_calls[i].nr, 0);
+  return 0;
+}
+
+/* Set-user-ID (and, for a command running as uid 0, set-group-ID) bits:
+ * a file the command makes setuid in a writable root is setuid on the host,
+ * where the mount is not nosuid: a root server's sandbox would plant a
+ * setuid-root binary for anyone to run. The mode argument of each call that
+ * sets one, by position. openat2 carries its mode in memory, which seccomp
+ * cannot read: ENOSYS, and callers fall back to openat. */
+static const struct {
+  const char *name;
+  unsigned arg;
+} mode_calls[] = {{"chmod", 1},  {"fchmod", 1}, {"fchmodat", 2}, {"fchmodat2", 2}, {"open", 2},
+                  {"openat", 3}, {"creat", 1},  {"mknod", 1},    {"mknodat", 2}};
+
+static int deny_setid_modes(scmp_filter_ctx ctx, bool setgid_too) {
+  static const scmp_datum_t bits[] = {04000, 02000};
   int rc;
+  for (size_t i = 0; i < sizeof mode_calls / sizeof mode_calls[0]; i++) {
+    int nr = seccomp_syscall_resolve_name(mode_calls[i].name);
+    if (nr == __NR_SCMP_ERROR) {
+      for (size_t k = 0; k < sizeof recent_calls / sizeof recent_calls[0]; k++)
+        if (strcmp(recent_calls[k].name, mode_calls[i].name) == 0)
+          nr = recent_calls[k].nr;
+      if (nr == __NR_SCMP_ERROR)
+        continue;
+    }
+    for (size_t b = 0; b < (setgid_too ? 2u : 1u); b++) {
+      struct scmp_arg_cmp c = SCMP_CMP(mode_calls[i].arg, SCMP_CMP_MASKED_EQ, bits[b], bits[b]);
+      if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &c)) < 0)
+        return rc;
+    }
+  }
+  return add_deny_any(ctx, "openat2", SCMP_ACT_ERRNO(ENOSYS));
+}
+
+static int build_rules(scmp_filter_ctx ctx, policy_net_mode net, bool landlock_only,
+                       bool as_root) {
+  int rc;
+  if ((rc = deny_setid_modes(ctx, as_root)) < 0)
+    return rc;
   for (size_t i = 0; i < sizeof deny_eperm / sizeof deny_eperm[0]; i++)
     if ((rc = add_simple(ctx, deny_eperm[i], SCMP_ACT_ERRNO(EPERM))) < 0)
       return rc;
+  if (landlock_only) {
+    for (size_t i = 0; i < sizeof deny_landlock_only / sizeof deny_landlock_only[0]; i++)
+      if ((rc = add_deny_any(ctx, deny_landlock_only[i], SCMP_ACT_ERRNO(EPERM))) < 0)
+        return rc;
+    /* inode flags (chattr: append-only, noatime, ...) and fsxattrs, which
+     * the owner sets through an fd opened read-only */
+    static const unsigned long flag_ioctls[] = {FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS,
+                                                FS_IOC_FSSETXATTR};
+    for (size_t i = 0; i < sizeof flag_ioctls / sizeof flag_ioctls[0]; i++) {
+      rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, flag_ioctls[i]));
+      if (rc < 0)
+        return rc;
+    }
+  }
 
   /* clone3 passes its flags in memory, which seccomp cannot read: ENOSYS
    * makes glibc fall back to clone, whose flags are checked here. */
@@ -112,6 +197,24 @@ static int build_rules(scmp_filter_ctx ctx, policy_net_mode net) {
     return rc;
   if ((rc = deny_domain_not_in(ctx, SCMP_SYS(socketpair), 0, fam_unix, 1)) < 0)
     return rc;
+  if (net == POLICY_NET_PROXY) {
+    /* Proxy mode needs connect() for AF_INET (the proxy's listeners on the
+     * namespace's 127.0.0.1), so unix sockets are shut at creation instead:
+     * a path socket of a host daemon (ssh-agent, docker, D-Bus) is visible
+     * wherever the view can read, a read-only mount does not stop connect(),
+     * and seccomp cannot read connect()'s address to tell the families
+     * apart. socketpair() keeps stream and seqpacket pairs for a command's
+     * own plumbing: they are connected already (connect() and sendto() with
+     * an address fail with EISCONN); datagram pairs could be re-pointed at
+     * any path, so none of those (as in mode none). */
+    if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+                               SCMP_A0(SCMP_CMP_EQ, AF_UNIX))) < 0)
+      return rc;
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socketpair), 1,
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
+    if (rc < 0)
+      return rc;
+  }
   if (net == POLICY_NET_NONE) {
     /* With no network the only sockets left are AF_UNIX, and those reach
      * outside the sandbox by path: a host daemon's socket (docker, dbus,
@@ -143,8 +246,8 @@ static int build_rules(scmp_filter_ctx ctx, policy_net_mode net) {
   return 0;
 }
 
-int sbx_seccomp_build(policy_net_mode net, struct sock_filter **out, unsigned short *n,
-                      char **reason) {
+int sbx_seccomp_build(policy_net_mode net, bool landlock_only, bool as_root,
+                      struct sock_filter **out, unsigned short *n, char **reason) {
   *out = NULL;
   *n = 0;
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -153,7 +256,7 @@ int sbx_seccomp_build(policy_net_mode net, struct sock_filter **out, unsigned sh
       *reason = strdup("seccomp_init failed");
     return -ENOMEM;
   }
-  int rc = build_rules(ctx, net);
+  int rc = build_rules(ctx, net, landlock_only, as_root);
   /* The filter lives in the command only; make sure libseccomp does not try
    * to synchronize threads or set no_new_privs itself (we do it, in order). */
   if (rc == 0)

@@ -1,0 +1,147 @@
+"""Issue 9 item 11 (leftovers): the mount points created on the host to mask
+missing protected paths (.git, .codex, .agents) are recorded in the state
+directory before they are created and removed at the next start when the
+server was SIGKILLed; placeholders shared by concurrent runs (of one server
+or of several) are never removed under a run that still masks them, so many
+concurrent spawns all succeed and leave nothing behind. As root and as uid
+65534, workspace under /tmp and /var/tmp."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from sbxenv import each, WORKSPACE  # noqa: E402
+from wardenrpc import run_tests  # noqa: E402
+
+NAMES = (".git", ".codex", ".agents")
+# the mask holds while the command runs (it cannot create what is masked)
+PROBE = "test -d .agents && ! mkdir .agents/x 2>/dev/null && ! touch .codex/y 2>/dev/null"
+
+
+def leftovers(*dirs):
+    return [os.path.join(d, n) for d in dirs for n in NAMES if os.path.lexists(os.path.join(d, n))]
+
+
+def new_ws(e, name):
+    d = os.path.join(e.base, name)
+    os.makedirs(d)
+    os.chown(d, e.uid, e.gid)
+    return d
+
+
+def check_sigkill(e, label):
+    tmp_before = leftovers("/tmp")
+    pid, res = e.spawn(["sleep", "60"], WORKSPACE)
+    assert pid, res
+    assert sorted(leftovers(e.ws)) == sorted(os.path.join(e.ws, n) for n in NAMES), label
+    e.server.proc.kill()
+    e.server.proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:  # the sandbox follows its server
+        try:
+            os.kill(res["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.02)
+    assert leftovers(e.ws), (label, "the killed server left nothing to clean up")
+    e.server = None
+    e.start()
+    other = new_ws(e, "other")
+    code, out = e.run(["true"], WORKSPACE, cwd=other)
+    assert code == 0, (label, out)
+    assert leftovers(e.ws, other) == [], (label, "left after restart", leftovers(e.ws, other))
+    assert leftovers("/tmp") == tmp_before, (label, "placeholders in the host's /tmp")
+
+
+def spawn_many(e, server, cwds):
+    ids = []
+    for i, cwd in enumerate(cwds):
+        e.n += 1
+        pid = "c%d" % e.n
+        rid = server.request_async("process/spawn", {"processId": pid, "argv": ["sh", "-c", PROBE],
+                                                     "cwd": cwd, "sandbox": WORKSPACE})
+        ids.append((pid, rid))
+    bad = []
+    for pid, rid in ids:
+        r = server.wait_response(rid, timeout=120)
+        if "error" in r:
+            bad.append(r["error"])
+            continue
+        x = server.wait_exit(pid, timeout=120)
+        if x["exitCode"] != 0:
+            bad.append((pid, x, server.output_of(pid)))
+    return bad
+
+
+def check_concurrent(e, label):
+    others = [new_ws(e, "w%d" % i) for i in range(6)]
+    cwds = [e.ws] * 10 + others
+    bad = spawn_many(e, e.server, cwds)
+    assert not bad, (label, bad)
+    assert leftovers(e.ws, *others) == [], (label, "one server", leftovers(e.ws, *others))
+    # two servers on the same workspaces at once
+    first = e.server
+    second = e.start()
+    import threading
+    res = {}
+    t = threading.Thread(target=lambda: res.setdefault("a", spawn_many(e, first, cwds)))
+    t.start()
+    res["b"] = spawn_many(e, second, cwds)
+    t.join(300)
+    assert not res.get("a") and not res.get("b"), (label, res)
+    first.close()
+    second.close()
+    # what one server could not remove under the other's runs goes at the next start
+    e.start()
+    code, out = e.run(["true"], WORKSPACE, cwd=new_ws(e, "last"))
+    assert code == 0, out
+    assert leftovers(e.ws, *others) == [], (label, "next start", leftovers(e.ws, *others))
+
+
+LOCKER = r'''
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+'''
+
+
+def check_lock_dos(e, label):
+    """A command that locks a protected path it can see (another
+    workspace's .git, read-only to it) must not hang the server's next
+    build there."""
+    os.makedirs(os.path.join(e.ws, ".git"))
+    sub = os.path.join(e.ws, "sub")
+    os.makedirs(sub)
+    e.chown_tree(e.ws)
+    pid, res = e.spawn(["/usr/bin/python3", "-c", LOCKER, os.path.join(e.ws, ".git")],
+                       {"type": "readOnly"}, cwd=sub)
+    assert pid, res
+    deadline = time.time() + 30
+    while b"locked" not in e.server.output_of(pid) and time.time() < deadline:
+        time.sleep(0.02)
+    assert b"locked" in e.server.output_of(pid), (label, e.server.output_of(pid))
+    try:
+        code, out = e.run(["true"], WORKSPACE)  # times out (raises) when the server hangs
+        assert code == 0, (label, out)
+    finally:
+        e.server.request("process/terminate", {"processId": pid})
+        e.server.wait_exit(pid, timeout=60)
+
+
+def test_locked_placeholder_does_not_hang_the_server():
+    each(check_lock_dos)
+
+
+def test_placeholders_removed_after_sigkill():
+    each(check_sigkill)
+
+
+def test_concurrent_spawns_share_placeholders():
+    each(check_concurrent)
+
+
+if __name__ == "__main__":
+    run_tests(globals())
