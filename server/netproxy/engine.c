@@ -556,7 +556,9 @@ void netproxy_blocked_each(const netproxy *np, size_t limit,
 
 void np_decide(np_conn *c, np_decided_fn done) {
   const netproxy_policy *p = &c->np->policy;
-  c->host_listed_exactly = np_policy_names_exactly(p, c->host);
+  /* Only a local literal (an IP, localhost) named exactly skips the address
+   * check: a host name is checked on what it resolves to, always. */
+  c->host_listed_exactly = np_host_local_literal(c->host) && np_policy_names_exactly(p, c->host);
   switch (np_policy_eval(p, c->host)) {
   case NP_BASE_DENIED:
     done(c, NETPROXY_DENY, "denied", "baseline_policy");
