@@ -73,6 +73,8 @@ static void conn_free(np_conn *c) {
   free(c->scratch_c);
   free(c->scratch_u);
   free(c->req_settings);
+  free(c->req_head);
+  free(c->scratch_c_head);
   free(c->dir[0].buf);
   free(c->dir[1].buf);
   free(c);
