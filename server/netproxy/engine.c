@@ -16,6 +16,7 @@ struct np_listener {
   netproxy *np;
   void *owner;
   np_listener *next;
+  bool own_netns; /* bound by warden itself: UDP relays can live next to it */
 };
 
 typedef struct np_hist {
@@ -116,6 +117,8 @@ void np_conn_close(np_conn *c) {
     free(h);
   }
   np_dial_abort(c);
+  np_udp_close(c->udp);
+  c->udp = NULL;
   np_handle_close(c, (uv_handle_t *)c->client);
   np_handle_close(c, (uv_handle_t *)c->up);
   np_handle_close(c, (uv_handle_t *)c->timer);
@@ -336,6 +339,7 @@ static void on_connection(uv_stream_t *server, int status) {
   c->np = np;
   c->l = l;
   c->owner = l->owner;
+  c->udp_ok = l->own_netns;
   c->next = np->conns;
   if (np->conns)
     np->conns->prev = c;
@@ -429,7 +433,10 @@ int netproxy_listen_addr(netproxy *np, const char *host, int port, void *owner, 
     *bound = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
                                           : ((struct sockaddr_in6 *)&b)->sin6_port);
   }
-  return netproxy_listen_fd(np, fd, owner);
+  int rc = netproxy_listen_fd(np, fd, owner);
+  if (rc == 0)
+    np->listeners->own_netns = true;
+  return rc;
 }
 
 void netproxy_close_owner(netproxy *np, void *owner) {

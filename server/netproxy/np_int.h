@@ -64,6 +64,7 @@ struct netproxy_hold {
 };
 
 typedef struct np_dns np_dns;
+typedef struct np_udp np_udp;
 typedef void (*np_dialed_fn)(np_conn *c, int err);
 
 struct np_conn {
@@ -119,6 +120,8 @@ struct np_conn {
   np_dir dir[2];
   /* SOCKS5 */
   uint8_t socks_atyp;
+  bool udp_ok; /* the listener is in warden's own network namespace */
+  np_udp *udp;
 };
 
 void np_conn_close(np_conn *c);
@@ -151,6 +154,11 @@ void np_dial_abort(np_conn *c);
 /* Copy both ways between c->client and c->up until both sides end. Bytes
  * already read from the client (c->in[c->in_used..c->in_len]) go first. */
 void np_relay_start(np_conn *c);
+
+/* ---- udp.c ---- */
+/* Open the UDP relay of a SOCKS5 UDP ASSOCIATE next to c's listener. */
+int np_udp_open(np_conn *c, struct sockaddr_storage *bound);
+void np_udp_close(np_udp *u);
 
 /* ---- http.c / socks5.c ---- */
 void np_http_start(np_conn *c);   /* first bytes are in c->in */

@@ -202,5 +202,68 @@ def test_name_resolving_to_loopback_is_local():
             assert st == 403 and h["x-proxy-error"] == "blocked-by-local-policy"
 
 
+def udp_associate(pp):
+    c = proxy_conn(pp)
+    c.sendall(b"\x05\x01\x00")
+    assert c.recv(2) == b"\x05\x00"
+    c.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+    rep = c.recv(10)
+    return c, rep
+
+
+def test_socks5_udp_associate_checks_each_datagram():
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.2", 0))
+    import threading
+
+    def serve():
+        while True:
+            try:
+                d, a = echo.recvfrom(65535)
+            except OSError:
+                return
+            echo.sendto(b"echo:" + d, a)
+    threading.Thread(target=serve, daemon=True).start()
+    with warden_proxy({"allowedDomains": ["127.0.0.1"]}) as (s, pp):
+        c, rep = udp_associate(pp)
+        assert rep[1] == 0 and rep[3] == 1, rep
+        relay = (socket.inet_ntoa(rep[4:8]), int.from_bytes(rep[8:10], "big"))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        u.settimeout(10)
+        hdr = b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.1") + \
+            echo.getsockname()[1].to_bytes(2, "big")
+        u.sendto(hdr + b"ping", relay)
+        d, _ = u.recvfrom(65535)
+        assert d == hdr + b"echo:ping", d
+        # a destination the policy does not allow gets nothing
+        hdr2 = b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.2") + \
+            other.getsockname()[1].to_bytes(2, "big")
+        u.sendto(hdr2 + b"nope", relay)
+        u.sendto(hdr + b"again", relay)
+        assert u.recvfrom(65535)[0] == hdr + b"echo:again"
+        other.settimeout(0.5)
+        try:
+            other.recvfrom(100)
+            assert False, "a refused datagram got through"
+        except socket.timeout:
+            pass
+        ev = [(n["params"]["host"], n["params"]["protocol"], n["params"]["decision"])
+              for n in s.notifications if n.get("method") == "network/decision"]
+        assert ("127.0.0.1", "socks5Udp", "allow") in ev and \
+            ("127.0.0.2", "socks5Udp", "deny") in ev, ev
+        assert ev.count(("127.0.0.1", "socks5Udp", "allow")) == 1, ev  # reported on change only
+        c.close()
+        s.call("network/policy/set", {"allowedDomains": ["127.0.0.1"], "deniedDomains": [],
+                                      "mode": "limited", "allowLocalBinding": False})
+        c, rep = udp_associate(pp)
+        assert rep[1] == 2, rep
+        c.close()
+    echo.close()
+    other.close()
+
+
 if __name__ == "__main__":
     run_tests(globals())
