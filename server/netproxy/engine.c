@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #define NP_LINGER_MS 2000 /* reading and dropping after the last answer */
+#define NP_IN_FIRST 4096  /* client input buffer: first size */
+#define NP_IN_MAX (NETPROXY_MAX_HEAD + 16 * 1024) /* and its largest */
 
 struct np_listener {
   uv_tcp_t tcp;
@@ -251,8 +253,20 @@ const netproxy_policy *np_policy(const np_conn *c) { return &c->np->policy; }
 static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   np_conn *c = h->data;
   (void)suggested;
+  /* Small first (most heads and SOCKS5 handshakes are short), doubled up to
+   * the head limit plus room for the start of a body. Spans into it are
+   * offsets, and nothing points into it while it can move: it only grows
+   * between reads, never while a write from it is pending. */
+  if (c->in && c->in_len >= c->in_cap && c->in_cap < NP_IN_MAX) {
+    size_t cap = c->in_cap * 2 < NP_IN_MAX ? c->in_cap * 2 : NP_IN_MAX;
+    char *p = realloc(c->in, cap);
+    if (p) {
+      c->in = p;
+      c->in_cap = cap;
+    }
+  }
   if (!c->in) {
-    c->in_cap = NETPROXY_MAX_HEAD + 16 * 1024;
+    c->in_cap = NP_IN_FIRST;
     c->in = malloc(c->in_cap);
   }
   if (!c->in || c->in_len >= c->in_cap) {
