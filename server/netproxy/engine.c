@@ -121,6 +121,8 @@ void np_conn_close(np_conn *c) {
   np_dial_abort(c);
   np_udp_close(c->udp);
   c->udp = NULL;
+  np_splice_close(c->splice);
+  c->splice = NULL;
   np_handle_close(c, (uv_handle_t *)c->client);
   np_handle_close(c, (uv_handle_t *)c->up);
   np_handle_close(c, (uv_handle_t *)c->timer);

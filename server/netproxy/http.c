@@ -655,9 +655,7 @@ static void dialed(np_conn *c, int err) {
     c->state = H_TUNNEL;
     np_timer_stop(c);
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    if (np_write(c, c->client, ok, sizeof ok - 1, false) < 0)
-      return;
-    np_relay_start(c);
+    np_relay_start(c, ok, sizeof ok - 1);
     return;
   }
   snprintf(c->up_host, sizeof c->up_host, "%s", c->host);

@@ -63,9 +63,7 @@ static void dialed(np_conn *c, int err) {
     memcpy(r + 8, &((struct sockaddr_in *)&ss)->sin_port, 2);
   }
   c->state = S_DONE;
-  if (np_write(c, c->client, r, n, false) < 0)
-    return;
-  np_relay_start(c);
+  np_relay_start(c, r, n);
 }
 
 static void decided(np_conn *c, netproxy_verdict v, const char *reason, const char *source) {
