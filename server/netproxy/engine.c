@@ -291,6 +291,10 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       np_conn_close(c);
     return;
   }
+  if (nread < 0 && c->hold) { /* gone while held: reported by np_conn_close */
+    np_conn_close(c);
+    return;
+  }
   if (nread < 0) {
     c->client_eof = true;
     if (c->kind == NP_KIND_HTTP && nread == UV_EOF) {
@@ -624,6 +628,9 @@ void np_decide(np_conn *c, np_decided_fn done) {
   h->c = c;
   h->done = done;
   c->hold = h;
+  /* Watch the client while it waits: what it sends is kept for later (up
+   * to the input buffer), and its leaving ends the hold. */
+  np_client_read_start(c);
   np->cb.on_ask(np->cb.ctx, h, &ev);
 }
 
