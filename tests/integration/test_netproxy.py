@@ -215,6 +215,35 @@ def test_bad_config_network_object_is_refused():
         assert p.returncode != 0 and b"loopback" in p.stderr, p.stderr
 
 
+def test_connections_per_process_limit():
+    with origin() as (srv, op), warden_proxy(dict(LOCAL, maxConnectionsPerProcess=2)) as (s, pp):
+        a, b = proxy_conn(pp), proxy_conn(pp)
+        a.sendall(get(pp, "http://127.0.0.1:%d/a" % op))
+        assert recv_response(a)[0] == 200
+        c = proxy_conn(pp)  # the third: accepted and closed at once
+        c.settimeout(30)
+        assert c.recv(100) == b""
+        c.close()
+        b.sendall(get(pp, "http://127.0.0.1:%d/b" % op))
+        assert recv_response(b)[0] == 200
+        a.close()
+        b.close()
+        deadline = time.time() + 30
+        while time.time() < deadline:  # once they are gone, a new one is served
+            d = proxy_conn(pp)
+            d.sendall(get(pp, "http://127.0.0.1:%d/d" % op))
+            try:
+                if recv_response(d)[0] == 200:
+                    break
+            except ConnectionError:
+                pass
+            finally:
+                d.close()
+            time.sleep(0.05)
+        else:
+            assert False, "the limit did not free up"
+
+
 def test_limited_mode_http():
     with origin() as (srv, op), warden_proxy(dict(LOCAL, mode="limited")) as (s, pp):
         assert request(pp, get(pp, "http://127.0.0.1:%d/g" % op))[0] == 200

@@ -69,6 +69,12 @@ attempt("connect_name", via_connect("localhost"))
 attempt("socks_ip", via_socks(1, socket.inet_aton("127.0.0.1")))
 attempt("socks_name", via_socks(3, b"\x09localhost"))
 attempt("udp", udp_send)
+def udp_associate():
+    s = socket.create_connection(("127.0.0.1", 1080), timeout=5)
+    s.sendall(b"\x05\x01\x00"); s.recv(2)
+    s.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+    return "rep%d" % s.recv(10)[1]
+attempt("udp_assoc", udp_associate)
 attempt("garbage", garbage)
 print("\n".join(out))
 '''
@@ -150,6 +156,7 @@ def check_nothing_gets_out(user):
             for k in ("http_ip", "http_name", "http_v6", "connect_ip", "connect_name"):
                 assert got[k] == "HTTP/1.1 403", (k, out)
             assert got["socks_ip"] == got["socks_name"] == "rep2", out
+            assert got["udp_assoc"] == "rep7", out  # no UDP relay inside a sandbox
             assert not got["garbage"].startswith("HTTP/1.1 2"), out
         else:
             for k in ("http_ip", "connect_ip", "socks_ip", "garbage"):
