@@ -226,8 +226,9 @@ def test_connections_per_process_limit():
         c.close()
         b.sendall(get(pp, "http://127.0.0.1:%d/b" % op))
         assert recv_response(b)[0] == 200
-        a.close()
-        b.close()
+        for x in (a, b):  # (shutdown: the buffered reader keeps the fd open)
+            x.shutdown(socket.SHUT_RDWR)
+            x.close()
         deadline = time.time() + 30
         while time.time() < deadline:  # once they are gone, a new one is served
             d = proxy_conn(pp)
