@@ -275,27 +275,48 @@ def tunnels_per_sec(p, sink_port, seconds, threads=4):
 
 
 def get_latencies(p, http_port, n):
+    """Small GETs on one keep-alive connection; a proxy that closes the
+    client connection after each answer (tinyproxy) is reconnected, and its
+    times include the connect (the table says so)."""
     if isinstance(p, Direct):
-        s = socket.create_connection(("127.0.0.1", http_port))
+        addr = ("127.0.0.1", http_port)
         req = b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % http_port
     else:
-        s = socket.create_connection(("127.0.0.1", p.port))
+        addr = ("127.0.0.1", p.port)
         req = b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (
             http_port, http_port)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s = None
     out = []
+    reconnects = 0
     for _ in range(n):
         t0 = time.perf_counter()
-        s.sendall(req)
-        buf = b""
-        while not (b"\r\n\r\n" in buf and buf.endswith(b"ok")):
-            d = s.recv(4096)
-            if not d:
-                raise OSError("%s closed the keep-alive connection" % p.name)
-            buf += d
+        for attempt in range(2):
+            if s is None:
+                s = socket.create_connection(addr)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(req)
+            buf = b""
+            while not (b"\r\n\r\n" in buf and buf.endswith(b"ok")):
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+            if buf.endswith(b"ok"):
+                break
+            s.close()
+            s = None
+            reconnects += 1
+            t0 = time.perf_counter()
+        else:
+            raise OSError("%s did not answer" % p.name)
         out.append(time.perf_counter() - t0)
-    s.close()
+        if buf.lower().find(b"connection: close") >= 0:
+            s.close()
+            s = None
+    if s:
+        s.close()
     out.sort()
+    p.reconnects = reconnects
     return out[len(out) // 2], out[min(len(out) - 1, int(len(out) * 0.99))]
 
 
@@ -379,6 +400,10 @@ def main():
                 ref, wr["tput"] / rr["tput"], wr["tps"] / rr["tps"], rr["p50"] / wr["p50"]))
     print("warden RSS with 500 open tunnels: peak %d KiB (VmHWM), now %d KiB, before %d KiB"
           % rss)
+    for p in proxies:
+        if getattr(p, "reconnects", 0):
+            print("note: %s closed the client connection after answers (%d reconnects);"
+                  " its GET times include a connect" % (p.name, p.reconnects))
     for s in skipped:
         print("skipped: %s" % s)
 
