@@ -40,6 +40,39 @@ def test_forward_get_and_keepalive_reuses_upstream():
         assert a["timestamp"].endswith("Z") and "T" in a["timestamp"], a
 
 
+def test_upstream_closing_an_idle_keepalive_is_redialled():
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    op = ls.getsockname()[1]
+    accepted = []
+
+    def serve():  # answers one request per connection, keep-alive, then hangs up
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            accepted.append(c)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            time.sleep(0.1)
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    with warden_proxy(LOCAL) as (s, pp):
+        with proxy_conn(pp) as c:
+            for i in range(3):
+                c.sendall(get(pp, "http://127.0.0.1:%d/%d" % (op, i)))
+                st, _, body = recv_response(c)
+                assert (st, body) == (200, b"ok"), (i, st, body)
+                time.sleep(0.4)  # the origin hangs up meanwhile
+    assert len(accepted) == 3
+    ls.close()
+
+
 def test_pipelined_requests_answered_in_order():
     with origin() as (srv, op), warden_proxy(LOCAL) as (s, pp):
         with proxy_conn(pp) as c:
