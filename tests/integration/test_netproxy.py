@@ -125,6 +125,18 @@ def test_head_and_content_length_post():
             assert json.loads(body)["len"] == 5
 
 
+def test_expect_100_continue_passes_the_interim_answer():
+    with origin() as (srv, op), warden_proxy(LOCAL) as (s, pp):
+        with proxy_conn(pp) as c:
+            c.sendall(b"POST http://127.0.0.1:%d/e HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Content-Length: 4\r\nExpect: 100-continue\r\n\r\n" % (op, op))
+            st, _, _ = recv_response(c)
+            assert st == 100, st  # the body is sent only after this
+            c.sendall(b"body")
+            st, _, body = recv_response(c)
+            assert st == 200 and json.loads(body)["len"] == 4, (st, body)
+
+
 def test_hop_by_hop_headers_stripped():
     with origin() as (srv, op), warden_proxy(LOCAL) as (s, pp):
         st, _, _ = request(pp, get(pp, "http://127.0.0.1:%d/x" % op,
