@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define NP_SPLICE_AFTER (256u * 1024) /* bytes copied before a tunnel is spliced */
+
 static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static np_dir *dir_of(np_conn *c, uv_stream_t *s) {
@@ -112,6 +114,18 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   np_timer_set(c, np_idle_timeout(c), idle_expired);
   forward(c, d, d->buf, (size_t)nread);
+  c->relayed += (size_t)nread;
+  /* A tunnel that carries bulk moves to splice once nothing is in flight
+   * either way; short ones never pay for its pipes. */
+  if (!c->dead && c->relayed >= NP_SPLICE_AFTER && !c->splice_tried && !c->dir[0].writing &&
+      !c->dir[1].writing && !c->dir[0].eof && !c->dir[1].eof) {
+    c->splice_tried = true;
+    if (np_splice_start(c) == 0)
+      for (int i = 0; i < 2; i++) {
+        free(c->dir[i].buf);
+        c->dir[i].buf = NULL;
+      }
+  }
 }
 
 static void copy_start(np_conn *c) {
@@ -148,9 +162,11 @@ static void copy_start(np_conn *c) {
 }
 
 void np_relay_start(np_conn *c, const char *answer, size_t len) {
-  /* The answer and any early bytes go out now if the sockets take them
-   * whole (they nearly always do: a few bytes into empty buffers); then the
-   * tunnel is spliced. Otherwise the copying relay does the rest. */
+  /* The answer goes out now if the socket takes it whole (it nearly always
+   * does: a few bytes into an empty buffer); else the rest is queued, and
+   * this tunnel is never spliced (the queued write is not the relay's to
+   * track). Then the copying relay, which moves a busy tunnel to splice
+   * (relay_read). */
   uv_buf_t b = uv_buf_init((char *)answer, (unsigned)len);
   int n = uv_try_write((uv_stream_t *)c->client, &b, 1);
   if (n < 0 && n != UV_EAGAIN) {
@@ -160,26 +176,9 @@ void np_relay_start(np_conn *c, const char *answer, size_t len) {
   if (n < 0)
     n = 0;
   if ((size_t)n < len) {
-    if (np_write(c, c->client, answer + n, len - (size_t)n, false) == 0)
-      copy_start(c);
-    return;
-  }
-  size_t early = c->in_len - c->in_used;
-  if (early) {
-    b = uv_buf_init(c->in + c->in_used, (unsigned)early);
-    n = uv_try_write((uv_stream_t *)c->up, &b, 1);
-    if (n > 0)
-      c->in_used += (size_t)n;
-    if ((size_t)(n > 0 ? n : 0) < early) {
-      copy_start(c);
+    c->splice_tried = true;
+    if (np_write(c, c->client, answer + n, len - (size_t)n, false) < 0)
       return;
-    }
   }
-  if (c->client_eof || np_splice_start(c) < 0)
-    copy_start(c);
-  else {
-    free(c->in);
-    c->in = NULL;
-    c->in_len = c->in_used = c->in_cap = 0;
-  }
+  copy_start(c);
 }
