@@ -39,8 +39,8 @@ typedef enum np_kind { NP_KIND_SNIFF = 0, NP_KIND_HTTP, NP_KIND_SOCKS } np_kind;
 typedef struct np_dir {
   uv_tcp_t *from, *to;
   char *buf;
-  size_t len;
-  bool writing, eof, shut;
+  size_t len, cap;
+  bool writing, eof, shut, full; /* full: the last read filled buf */
   uv_write_t wreq;
   uv_shutdown_t sreq;
 } np_dir;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define NP_SPLICE_AFTER (256u * 1024) /* bytes copied before a tunnel is spliced */
+#define NP_RELAY_FIRST (16u * 1024)   /* a relay buffer's first size */
 
 static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -49,9 +50,18 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   np_conn *c = h->data;
   np_dir *d = dir_of(c, (uv_stream_t *)h);
   (void)suggested;
+  /* Small first; a read that fills it grows it to NETPROXY_BUF (it is not
+   * being written from: this side reads only when its write is done). */
+  if (d->buf && d->full && d->cap < NETPROXY_BUF) {
+    char *p = realloc(d->buf, NETPROXY_BUF);
+    if (p) {
+      d->buf = p;
+      d->cap = NETPROXY_BUF;
+    }
+  }
   if (!d->buf)
-    d->buf = malloc(NETPROXY_BUF);
-  *buf = uv_buf_init(d->buf, d->buf ? NETPROXY_BUF : 0);
+    d->cap = (d->buf = malloc(NP_RELAY_FIRST)) ? NP_RELAY_FIRST : 0;
+  *buf = uv_buf_init(d->buf, (unsigned)d->cap);
 }
 
 static void written(uv_write_t *req, int status) {
@@ -113,6 +123,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   np_timer_set(c, np_idle_timeout(c), idle_expired);
+  d->full = (size_t)nread == d->cap;
   forward(c, d, d->buf, (size_t)nread);
   c->relayed += (size_t)nread;
   /* A tunnel that carries bulk moves to splice once nothing is in flight
@@ -138,7 +149,8 @@ static void copy_start(np_conn *c) {
   size_t early = c->in_len - c->in_used;
   if (early) { /* sent by the client before our answer: goes first */
     np_dir *d = &c->dir[0];
-    d->buf = malloc(NETPROXY_BUF > early ? NETPROXY_BUF : early);
+    d->cap = NETPROXY_BUF > early ? NETPROXY_BUF : early;
+    d->buf = malloc(d->cap);
     if (!d->buf) {
       np_conn_close(c);
       return;
