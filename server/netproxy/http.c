@@ -191,7 +191,7 @@ static void feed_resp(np_conn *c) {
     }
     if (c->rs.complete) {
       unsigned code = c->resp.status_code;
-      if (code >= 100 && code < 200 && code != 101) { /* interim: the real np_http_answer follows */
+      if (code >= 100 && code < 200 && code != 101) { /* interim: the real answer follows */
         size_t used = c->uin_used;
         http_parser_init(&c->resp, HTTP_RESPONSE);
         c->resp.data = c;
@@ -346,7 +346,7 @@ static void dialed(np_conn *c, int err) {
     return;
   }
   if (err == -ETIMEDOUT) {
-    np_http_answer_text(c, 504, "Gateway Timeout", "warden proxy: %s did not np_http_answer in time", c->host);
+    np_http_answer_text(c, 504, "Gateway Timeout", "warden proxy: %s did not answer in time", c->host);
     return;
   }
   if (err < 0) {

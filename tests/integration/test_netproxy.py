@@ -249,6 +249,31 @@ def test_upstream_failures():
         assert st in (502, 504), (st, body)
 
 
+def test_upstream_connect_timeout_is_504():
+    # A listener whose accept queue is full drops SYNs: connect() hangs until
+    # the proxy's connect timeout (NETPROXY_CONNECT_TIMEOUT_MS).
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    port = ls.getsockname()[1]
+    fill = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        try:
+            f.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fill.append(f)
+    time.sleep(0.2)
+    with warden_proxy({"allowedDomains": ["127.0.0.1"]}) as (s, pp):
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % port), timeout=120)
+        assert st == 504 and b"did not answer in time" in body, (st, body)
+    for f in fill:
+        f.close()
+    ls.close()
+
+
 def test_policy_methods_and_config_start_value():
     start = {"allowedDomains": ["example.com", "**.example.org"], "deniedDomains": ["x.example.org"],
              "mode": "limited", "allowLocalBinding": False}
