@@ -2,7 +2,6 @@
  * process/output and process/exited notifications. */
 #include "handlers/handlers.h"
 #include "server/base64.h"
-#include "server/netstub.h"
 #include "server/envpolicy.h"
 #include "server/log.h"
 #include "server/sandbox/sandbox.h"
@@ -69,7 +68,7 @@ typedef struct proc_data {
   rpc_request *release_req; /* answered after process/exited */
   sandbox_spec *spec;
   int proxy_chan;    /* proxy mode: where the supervisor sends the listeners, else -1 */
-  netstub *proxy;    /* serves them */
+  bool proxied;      /* proxy mode: the proxy serves listeners owned by `id` */
   char *id_json; /* processId as a quoted JSON string, for the hot path */
   size_t id_json_len;
   char backend[16];
@@ -111,7 +110,8 @@ static void free_proc_data(proc_data *pd) {
   free(pd->id);
   handlers_process_span_end(pd->span, NULL);
   free(pd->tele_argv0);
-  netstub_close(pd->proxy);
+  if (pd->proxied)
+    handlers_proxy_close(pd->s, pd->id);
   if (pd->proxy_chan >= 0)
     close(pd->proxy_chan);
   if (pd->spec) {
@@ -346,7 +346,11 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
   }
   exec_proc_set_data(proc, pd);
   pd->span = handlers_process_span_start(s, req, proc, pd->backend, pd->enforced, pd->network);
-  int rc = handlers_proxy_serve(s->loop, &pd->proxy_chan, &pd->proxy);
+  int rc = 0;
+  if (pd->proxy_chan >= 0) {
+    pd->proxied = true;
+    rc = handlers_proxy_serve(s, &pd->proxy_chan, pd->id);
+  }
   if (rc < 0)
     LOGE("process", "%s: proxy listeners: %s", exec_proc_id(proc), strerror(-rc));
   json_t *result = json_pack("{s:s,s:i,s:{s:b,s:s,s:s}}", "processId", exec_proc_id(proc), "pid",
@@ -416,6 +420,10 @@ static void on_proc_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_ex
     pd->internal(pd->internal_arg, NULL, info, pd->out ? pd->out : "", pd->out_len);
     free_proc_data(pd);
     return;
+  }
+  if (pd && pd->proxied) { /* its namespace is empty now: nothing more can come to the proxy */
+    handlers_proxy_close(s, pd->id);
+    pd->proxied = false;
   }
   const char *sig = info->signal ? exec_signal_name(info->signal) : NULL;
   char signum[16];
@@ -832,20 +840,6 @@ void handle_process_list(void *server, rpc_request *req, json_t *params) {
   json_t *arr = json_array();
   exec_engine_each(s->exec, list_one, arr);
   rpc_respond(req, json_pack("{s:o}", "processes", arr));
-}
-
-/* ---- the proxy's listeners ---- */
-
-int handlers_proxy_serve(uv_loop_t *loop, int *chan, netstub **out) {
-  if (*chan < 0)
-    return 0;
-  int fds[2];
-  int rc = sandbox_proxy_receive(*chan, fds);
-  if (rc == 0)
-    rc = netstub_start(loop, fds[0], fds[1], out);
-  close(*chan);
-  *chan = -1;
-  return rc;
 }
 
 /* ---- processes warden runs for itself ---- */

@@ -393,11 +393,18 @@ static const proto_type t_patterns = {
     .kind = PK_ARRAY,
     .items = &t_name,
     .desc = "example.com exact, *.example.com subdomains only, **.example.com apex and "
-            "subdomains."};
+            "subdomains, * everything (allowedDomains only), IP literals and [v6]; "
+            "case-insensitive, a trailing dot ignored."};
 FIELDS(f_net_policy, {"allowedDomains", &t_patterns, true, NULL},
        {"deniedDomains", &t_patterns, true, "Deny wins over allow."},
-       {"mode", &t_net_policy_mode, true, NULL}, {"allowLocalBinding", &t_bool, true, NULL});
-OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy");
+       {"mode", &t_net_policy_mode, true,
+        "limited: only GET, HEAD and OPTIONS requests; no CONNECT or SOCKS5."},
+       {"allowLocalBinding", &t_bool, true,
+        "Allow local and private destinations (loopback, RFC 1918, link-local, ...); "
+        "otherwise only a literal the allowlist names exactly."});
+OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy",
+       .desc = "The egress proxy's policy. An empty allowlist allows nothing; deny wins; a "
+               "change applies to the next request and open tunnels stay up.");
 static const proto_type t_limit = {.kind = PK_INT, .has_min = true, .min = 1, .has_max = true,
                                    .max = 200};
 FIELDS(f_blocked, {"limit", &t_limit, false, NULL});
@@ -406,8 +413,15 @@ static const proto_type t_process_id_nullable = {.kind = PK_STRING, .nullable = 
 FIELDS(f_decision, {"timestamp", &t_string, true, "RFC 3339 UTC with milliseconds."},
        {"host", &t_string, true, NULL}, {"port", &t_port, true, NULL},
        {"protocol", &t_net_protocol, true, NULL}, {"method", &t_string, true, NULL},
-       {"decision", &t_decision, true, NULL}, {"reason", &t_string, true, NULL},
-       {"source", &t_string, true, NULL}, {"processId", &t_process_id_nullable, true, NULL});
+       {"decision", &t_decision, true,
+        "ask: an allowlist miss that approvals may settle; its outcome follows as allow or "
+        "deny."},
+       {"reason", &t_string, true,
+        "allowed, denied (deny list), not_allowed (allowlist miss), not_allowed_local (local "
+        "or private address), method_not_allowed (limited mode)."},
+       {"source", &t_string, true, "baseline_policy, mode_guard or decider."},
+       {"processId", &t_process_id_nullable, true,
+        "The process whose sandbox owns the listener; null for --proxy-listen."});
 OBJECT(t_net_decision, f_decision, .name = "NetworkDecision");
 static const proto_type t_decisions = {.kind = PK_ARRAY, .items = &t_net_decision};
 FIELDS(f_blocked_result, {"blocked", &t_decisions, true, "The most recent first."});

@@ -7,7 +7,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config python3 libjansson-dev libuv1-dev zlib1g-dev
       libcurl4-openssl-dev libseccomp-dev libcmocka-dev iproute2
-      dpkg-dev python3-venv python3-setuptools python3-wheel groff-base)
+      dpkg-dev python3-venv python3-setuptools python3-wheel groff-base
+      libhttp-parser-dev curl openssl)
 # Node may come from elsewhere than Debian (nvm, a tarball): any node+npm on PATH will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   pkgs+=(nodejs npm)

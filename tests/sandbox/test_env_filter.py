@@ -73,7 +73,8 @@ def check_env(user, loc):
         what = "env %s" % label(user, loc)
         proxy = {"type": "split", "network": {"mode": "proxy"}, "fileSystem": {"entries": [
             {"path": ":root", "access": "read"}, {"path": ":cwd", "access": "write"}]}}
-        modes = [("none", WORKSPACE), ("proxy", proxy), ("full", FULL),
+        none = dict(proxy, network={"mode": "none"})
+        modes = [("none", none), ("proxy", WORKSPACE), ("proxy", proxy), ("full", FULL),
                  ("full", {"type": "workspaceWrite", "networkAccess": True})]
         for mode, sb in modes:
             result, got = env_of(b, sb, ws)
