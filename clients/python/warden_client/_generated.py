@@ -23,12 +23,31 @@ class ClientCapabilities(TypedDict, total=False):
     networkApprovals: Optional[bool]
 
 
+class RequestMeta(TypedDict, total=False):
+    """Request metadata, accepted in the params of every client request as
+    `_meta`. It must be an object (null means absent) and is removed
+    before the params are validated, so it never counts as an unknown
+    field. Members other than these are ignored and reserved.
+    """
+    #: W3C Trace Context traceparent ("00-<32 hex trace id>-<16 hex parent
+    #: id>-<2 hex flags>"): the request's span continues this trace. A
+    #: malformed one is ignored and a new trace starts; a clear sampled flag
+    #: means no spans are recorded for it.
+    traceparent: Optional[str]
+    #: W3C Trace Context tracestate that goes with traceparent; ignored without
+    #: it.
+    tracestate: Optional[str]
+
+
 class _InitializeParamsRequired(TypedDict):
     clientInfo: ClientInfo
 
 
 class InitializeParams(_InitializeParamsRequired, total=False):
     capabilities: Optional[ClientCapabilities]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class InitializeResultServerInfo(TypedDict):
@@ -63,6 +82,12 @@ class InitializeResult(TypedDict):
     protocolVersion: int
     platform: Platform
     sandbox: SandboxFeatures
+
+
+class ShutdownParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class EmptyResult(TypedDict):
@@ -216,6 +241,9 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     #: Default: the server's configured default policy (built-in
     #: {type:"workspaceWrite"}).
     sandbox: Optional[SandboxPolicy]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessSpawnResultSandbox(TypedDict):
@@ -245,15 +273,24 @@ class ProcessWriteParams(_ProcessWriteParamsRequired, total=False):
     deltaBase64: Optional[str]
     #: Close stdin after the data (for a PTY: send the EOF character).
     closeStdin: Optional[bool]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessWriteResult(TypedDict):
     bytesWritten: int
 
 
-class ProcessResizeParams(TypedDict):
+class _ProcessResizeParamsRequired(TypedDict):
     processId: ProcessId
     size: TerminalSize
+
+
+class ProcessResizeParams(_ProcessResizeParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 ProcessResizeResult = EmptyResult
@@ -268,6 +305,9 @@ class ProcessTerminateParams(_ProcessTerminateParamsRequired, total=False):
     signal: Optional[Literal["TERM", "INT", "HUP", "KILL"]]
     #: KILL follows after this long; default 2000.
     graceMs: Optional[int]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessTerminateResult(TypedDict):
@@ -288,6 +328,9 @@ class ProcessReadParams(_ProcessReadParamsRequired, total=False):
     #: When nothing is newer than afterSeq and the process runs, wait up to
     #: this long.
     waitMs: Optional[int]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 #: stdout and stderr for pipe sessions, pty for terminal sessions.
@@ -313,11 +356,23 @@ class ProcessReadResult(TypedDict):
     signal: Optional[str]
 
 
-class ProcessReleaseParams(TypedDict):
+class _ProcessReleaseParamsRequired(TypedDict):
     processId: ProcessId
 
 
+class ProcessReleaseParams(_ProcessReleaseParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
+
+
 ProcessReleaseResult = EmptyResult
+
+
+class ProcessListParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessInfo(TypedDict):
@@ -363,10 +418,16 @@ class ProcessExitedNotification(TypedDict):
     durationMs: int
 
 
-class PolicyResolveParams(TypedDict):
+class _PolicyResolveParamsRequired(TypedDict):
     sandbox: SandboxPolicy
     #: An absolute path.
     cwd: str
+
+
+class PolicyResolveParams(_PolicyResolveParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class WritableRoot(TypedDict):
@@ -397,15 +458,27 @@ class PolicyResolveResult(_PolicyResolveResultRequired, total=False):
     warnings: Optional[List[str]]
 
 
-class PolicyTransformParams(TypedDict):
+class _PolicyTransformParamsRequired(TypedDict):
     sandbox: SandboxPolicy
     #: An absolute path.
     cwd: str
     to: Literal["legacy", "split"]
 
 
+class PolicyTransformParams(_PolicyTransformParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
+
+
 class PolicyTransformResult(TypedDict):
     sandbox: SandboxPolicy
+
+
+class SandboxReadinessParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class TelemetryStatus(TypedDict):
@@ -443,6 +516,9 @@ class SandboxSetupParams(TypedDict, total=False):
     #: The workspace to prepare. A setup asked for while one runs is queued
     #: with its own cwd.
     cwd: Optional[str]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class SandboxSetupResult(TypedDict):
@@ -463,10 +539,16 @@ class SandboxSetupCompletedNotification(TypedDict):
     steps: List[SetupStep]
 
 
-class SandboxRefreshParams(TypedDict):
+class _SandboxRefreshParamsRequired(TypedDict):
     #: An absolute path.
     cwd: str
     sandbox: SandboxPolicy
+
+
+class SandboxRefreshParams(_SandboxRefreshParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class SandboxRefreshResult(TypedDict):
@@ -474,6 +556,12 @@ class SandboxRefreshResult(TypedDict):
     #: What could not be checked or applied, in words (e.g. a cwd that does not
     #: exist).
     warnings: List[str]
+
+
+class NetworkPolicyGetParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class NetworkPolicy(TypedDict):
@@ -489,7 +577,20 @@ class NetworkPolicy(TypedDict):
 NetworkPolicyGetResult = NetworkPolicy
 
 
-NetworkPolicySetParams = NetworkPolicy
+class _NetworkPolicySetParamsRequired(TypedDict):
+    #: example.com exact, *.example.com subdomains only, **.example.com apex
+    #: and subdomains.
+    allowedDomains: List[str]
+    #: Deny wins over allow.
+    deniedDomains: List[str]
+    mode: Literal["full", "limited"]
+    allowLocalBinding: bool
+
+
+class NetworkPolicySetParams(_NetworkPolicySetParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 NetworkPolicySetResult = EmptyResult
@@ -497,6 +598,9 @@ NetworkPolicySetResult = EmptyResult
 
 class NetworkBlockedListParams(TypedDict, total=False):
     limit: Optional[int]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 NetworkProtocol = Literal["http", "https", "socks5Tcp", "socks5Udp"]
@@ -566,7 +670,7 @@ METHODS: Dict[str, MethodSpec] = {
     "initialized": MethodSpec(
         "clientNotification", None, None, "initialized"),
     "shutdown": MethodSpec(
-        "clientRequest", None, "ShutdownResult", "shutdown"),
+        "clientRequest", "ShutdownParams", "ShutdownResult", "shutdown"),
     "process/spawn": MethodSpec(
         "clientRequest", "ProcessSpawnParams", "ProcessSpawnResult", "process_spawn"),
     "process/write": MethodSpec(
@@ -580,7 +684,7 @@ METHODS: Dict[str, MethodSpec] = {
     "process/release": MethodSpec(
         "clientRequest", "ProcessReleaseParams", "ProcessReleaseResult", "process_release"),
     "process/list": MethodSpec(
-        "clientRequest", None, "ProcessListResult", "process_list"),
+        "clientRequest", "ProcessListParams", "ProcessListResult", "process_list"),
     "process/output": MethodSpec(
         "serverNotification", "ProcessOutputNotification", None, "process_output"),
     "process/exited": MethodSpec(
@@ -590,7 +694,7 @@ METHODS: Dict[str, MethodSpec] = {
     "policy/transform": MethodSpec(
         "clientRequest", "PolicyTransformParams", "PolicyTransformResult", "policy_transform"),
     "sandbox/readiness": MethodSpec(
-        "clientRequest", None, "SandboxReadinessResult", "sandbox_readiness"),
+        "clientRequest", "SandboxReadinessParams", "SandboxReadinessResult", "sandbox_readiness"),
     "sandbox/setup": MethodSpec(
         "clientRequest", "SandboxSetupParams", "SandboxSetupResult", "sandbox_setup"),
     "sandbox/setupCompleted": MethodSpec(
@@ -598,7 +702,7 @@ METHODS: Dict[str, MethodSpec] = {
     "sandbox/refresh": MethodSpec(
         "clientRequest", "SandboxRefreshParams", "SandboxRefreshResult", "sandbox_refresh"),
     "network/policy/get": MethodSpec(
-        "clientRequest", None, "NetworkPolicyGetResult", "network_policy_get"),
+        "clientRequest", "NetworkPolicyGetParams", "NetworkPolicyGetResult", "network_policy_get"),
     "network/policy/set": MethodSpec(
         "clientRequest", "NetworkPolicySetParams", "NetworkPolicySetResult", "network_policy_set"),
     "network/blocked/list": MethodSpec(
@@ -662,6 +766,7 @@ class RequestMethods:
             *,
             client_info: ClientInfo,
             capabilities: Optional[ClientCapabilities] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> InitializeResult:
         """`initialize`. First request; any other request before it gets
         -32600. A second one gets -32600.
@@ -669,15 +774,20 @@ class RequestMethods:
         params = {
             "clientInfo": client_info,
             "capabilities": capabilities,
+            "_meta": _meta,
         }
         return self.request("initialize", _compact(params, ("clientInfo",)))
 
-    def shutdown(self) -> ShutdownResult:
+    def shutdown(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ShutdownResult:
         """`shutdown`. Terminates every process (TERM, then KILL after the
         grace), answers, and exits 0. Always answered: also before
         initialize, never -32001, and a second one too.
         """
-        return self.request("shutdown")
+        return self.request("shutdown", None if _meta is None else {"_meta": _meta})
 
     def process_spawn(
             self,
@@ -694,6 +804,7 @@ class RequestMethods:
             output_bytes_cap: Optional[int] = None,
             timeout_ms: Optional[int] = None,
             sandbox: Optional[SandboxPolicy] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessSpawnResult:
         """`process/spawn`. Start a command. Setup or exec failures answer
         -32004 (data.errno, data.syscall); a sandbox that cannot be
@@ -712,6 +823,7 @@ class RequestMethods:
             "outputBytesCap": output_bytes_cap,
             "timeoutMs": timeout_ms,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return self.request("process/spawn", _compact(params, ("processId", "argv")))
 
@@ -721,12 +833,14 @@ class RequestMethods:
             process_id: ProcessId,
             delta_base64: Optional[str] = None,
             close_stdin: Optional[bool] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessWriteResult:
         """`process/write`. -32602 when stdin is not open."""
         params = {
             "processId": process_id,
             "deltaBase64": delta_base64,
             "closeStdin": close_stdin,
+            "_meta": _meta,
         }
         return self.request("process/write", _compact(params, ("processId",)))
 
@@ -735,11 +849,13 @@ class RequestMethods:
             *,
             process_id: ProcessId,
             size: TerminalSize,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessResizeResult:
         """`process/resize`. -32602 for a non-tty process."""
         params = {
             "processId": process_id,
             "size": size,
+            "_meta": _meta,
         }
         return self.request("process/resize", _compact(params, ("processId", "size")))
 
@@ -749,6 +865,7 @@ class RequestMethods:
             process_id: ProcessId,
             signal: Optional[Literal["TERM", "INT", "HUP", "KILL"]] = None,
             grace_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessTerminateResult:
         """`process/terminate`. The signal goes to the process group; KILL
         follows after graceMs.
@@ -757,6 +874,7 @@ class RequestMethods:
             "processId": process_id,
             "signal": signal,
             "graceMs": grace_ms,
+            "_meta": _meta,
         }
         return self.request("process/terminate", _compact(params, ("processId",)))
 
@@ -767,6 +885,7 @@ class RequestMethods:
             after_seq: Optional[int] = None,
             max_bytes: Optional[int] = None,
             wait_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReadResult:
         """`process/read`. Replay retained output, long-polling up to
         waitMs.
@@ -776,6 +895,7 @@ class RequestMethods:
             "afterSeq": after_seq,
             "maxBytes": max_bytes,
             "waitMs": wait_ms,
+            "_meta": _meta,
         }
         return self.request("process/read", _compact(params, ("processId",)))
 
@@ -783,6 +903,7 @@ class RequestMethods:
             self,
             *,
             process_id: ProcessId,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReleaseResult:
         """`process/release`. Forget a process. A running one is killed
         (KILL to its group), its further output is dropped,
@@ -792,18 +913,24 @@ class RequestMethods:
         """
         params = {
             "processId": process_id,
+            "_meta": _meta,
         }
         return self.request("process/release", _compact(params, ("processId",)))
 
-    def process_list(self) -> ProcessListResult:
+    def process_list(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ProcessListResult:
         """`process/list`."""
-        return self.request("process/list")
+        return self.request("process/list", None if _meta is None else {"_meta": _meta})
 
     def policy_resolve(
             self,
             *,
             sandbox: SandboxPolicy,
             cwd: str,
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyResolveResult:
         """`policy/resolve`. Resolve a policy against cwd into the plan the
         sandbox enforces.
@@ -811,6 +938,7 @@ class RequestMethods:
         params = {
             "sandbox": sandbox,
             "cwd": cwd,
+            "_meta": _meta,
         }
         return self.request("policy/resolve", _compact(params, ("sandbox", "cwd")))
 
@@ -820,6 +948,7 @@ class RequestMethods:
             sandbox: SandboxPolicy,
             cwd: str,
             to: Literal["legacy", "split"],
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyTransformResult:
         """`policy/transform`. Convert between legacy and split shapes;
         -32602 names the entry that cannot be expressed.
@@ -828,23 +957,30 @@ class RequestMethods:
             "sandbox": sandbox,
             "cwd": cwd,
             "to": to,
+            "_meta": _meta,
         }
         return self.request("policy/transform", _compact(params, ("sandbox", "cwd", "to")))
 
-    def sandbox_readiness(self) -> SandboxReadinessResult:
+    def sandbox_readiness(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> SandboxReadinessResult:
         """`sandbox/readiness`."""
-        return self.request("sandbox/readiness")
+        return self.request("sandbox/readiness", None if _meta is None else {"_meta": _meta})
 
     def sandbox_setup(
             self,
             *,
             cwd: Optional[str] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxSetupResult:
         """`sandbox/setup`. Runs setup; the result comes later as
         sandbox/setupCompleted.
         """
         params = {
             "cwd": cwd,
+            "_meta": _meta,
         }
         return self.request("sandbox/setup", _compact(params, ()))
 
@@ -853,6 +989,7 @@ class RequestMethods:
             *,
             cwd: str,
             sandbox: SandboxPolicy,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxRefreshResult:
         """`sandbox/refresh`. Re-applies what setup applied for a new cwd or
         policy, without elevating; idempotent.
@@ -860,12 +997,17 @@ class RequestMethods:
         params = {
             "cwd": cwd,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return self.request("sandbox/refresh", _compact(params, ("cwd", "sandbox")))
 
-    def network_policy_get(self) -> NetworkPolicyGetResult:
+    def network_policy_get(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> NetworkPolicyGetResult:
         """`network/policy/get`."""
-        return self.request("network/policy/get")
+        return self.request("network/policy/get", None if _meta is None else {"_meta": _meta})
 
     def network_policy_set(
             self,
@@ -874,6 +1016,7 @@ class RequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
         params = {
@@ -881,6 +1024,7 @@ class RequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "_meta": _meta,
         }
         return self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))
 
@@ -888,10 +1032,12 @@ class RequestMethods:
             self,
             *,
             limit: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkBlockedListResult:
         """`network/blocked/list`."""
         params = {
             "limit": limit,
+            "_meta": _meta,
         }
         return self.request("network/blocked/list", _compact(params, ()))
 
@@ -909,6 +1055,7 @@ class AsyncRequestMethods:
             *,
             client_info: ClientInfo,
             capabilities: Optional[ClientCapabilities] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> InitializeResult:
         """`initialize`. First request; any other request before it gets
         -32600. A second one gets -32600.
@@ -916,15 +1063,20 @@ class AsyncRequestMethods:
         params = {
             "clientInfo": client_info,
             "capabilities": capabilities,
+            "_meta": _meta,
         }
         return await self.request("initialize", _compact(params, ("clientInfo",)))
 
-    async def shutdown(self) -> ShutdownResult:
+    async def shutdown(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ShutdownResult:
         """`shutdown`. Terminates every process (TERM, then KILL after the
         grace), answers, and exits 0. Always answered: also before
         initialize, never -32001, and a second one too.
         """
-        return await self.request("shutdown")
+        return await self.request("shutdown", None if _meta is None else {"_meta": _meta})
 
     async def process_spawn(
             self,
@@ -941,6 +1093,7 @@ class AsyncRequestMethods:
             output_bytes_cap: Optional[int] = None,
             timeout_ms: Optional[int] = None,
             sandbox: Optional[SandboxPolicy] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessSpawnResult:
         """`process/spawn`. Start a command. Setup or exec failures answer
         -32004 (data.errno, data.syscall); a sandbox that cannot be
@@ -959,6 +1112,7 @@ class AsyncRequestMethods:
             "outputBytesCap": output_bytes_cap,
             "timeoutMs": timeout_ms,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return await self.request("process/spawn", _compact(params, ("processId", "argv")))
 
@@ -968,12 +1122,14 @@ class AsyncRequestMethods:
             process_id: ProcessId,
             delta_base64: Optional[str] = None,
             close_stdin: Optional[bool] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessWriteResult:
         """`process/write`. -32602 when stdin is not open."""
         params = {
             "processId": process_id,
             "deltaBase64": delta_base64,
             "closeStdin": close_stdin,
+            "_meta": _meta,
         }
         return await self.request("process/write", _compact(params, ("processId",)))
 
@@ -982,11 +1138,13 @@ class AsyncRequestMethods:
             *,
             process_id: ProcessId,
             size: TerminalSize,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessResizeResult:
         """`process/resize`. -32602 for a non-tty process."""
         params = {
             "processId": process_id,
             "size": size,
+            "_meta": _meta,
         }
         return await self.request("process/resize", _compact(params, ("processId", "size")))
 
@@ -996,6 +1154,7 @@ class AsyncRequestMethods:
             process_id: ProcessId,
             signal: Optional[Literal["TERM", "INT", "HUP", "KILL"]] = None,
             grace_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessTerminateResult:
         """`process/terminate`. The signal goes to the process group; KILL
         follows after graceMs.
@@ -1004,6 +1163,7 @@ class AsyncRequestMethods:
             "processId": process_id,
             "signal": signal,
             "graceMs": grace_ms,
+            "_meta": _meta,
         }
         return await self.request("process/terminate", _compact(params, ("processId",)))
 
@@ -1014,6 +1174,7 @@ class AsyncRequestMethods:
             after_seq: Optional[int] = None,
             max_bytes: Optional[int] = None,
             wait_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReadResult:
         """`process/read`. Replay retained output, long-polling up to
         waitMs.
@@ -1023,6 +1184,7 @@ class AsyncRequestMethods:
             "afterSeq": after_seq,
             "maxBytes": max_bytes,
             "waitMs": wait_ms,
+            "_meta": _meta,
         }
         return await self.request("process/read", _compact(params, ("processId",)))
 
@@ -1030,6 +1192,7 @@ class AsyncRequestMethods:
             self,
             *,
             process_id: ProcessId,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReleaseResult:
         """`process/release`. Forget a process. A running one is killed
         (KILL to its group), its further output is dropped,
@@ -1039,18 +1202,24 @@ class AsyncRequestMethods:
         """
         params = {
             "processId": process_id,
+            "_meta": _meta,
         }
         return await self.request("process/release", _compact(params, ("processId",)))
 
-    async def process_list(self) -> ProcessListResult:
+    async def process_list(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ProcessListResult:
         """`process/list`."""
-        return await self.request("process/list")
+        return await self.request("process/list", None if _meta is None else {"_meta": _meta})
 
     async def policy_resolve(
             self,
             *,
             sandbox: SandboxPolicy,
             cwd: str,
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyResolveResult:
         """`policy/resolve`. Resolve a policy against cwd into the plan the
         sandbox enforces.
@@ -1058,6 +1227,7 @@ class AsyncRequestMethods:
         params = {
             "sandbox": sandbox,
             "cwd": cwd,
+            "_meta": _meta,
         }
         return await self.request("policy/resolve", _compact(params, ("sandbox", "cwd")))
 
@@ -1067,6 +1237,7 @@ class AsyncRequestMethods:
             sandbox: SandboxPolicy,
             cwd: str,
             to: Literal["legacy", "split"],
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyTransformResult:
         """`policy/transform`. Convert between legacy and split shapes;
         -32602 names the entry that cannot be expressed.
@@ -1075,23 +1246,30 @@ class AsyncRequestMethods:
             "sandbox": sandbox,
             "cwd": cwd,
             "to": to,
+            "_meta": _meta,
         }
         return await self.request("policy/transform", _compact(params, ("sandbox", "cwd", "to")))
 
-    async def sandbox_readiness(self) -> SandboxReadinessResult:
+    async def sandbox_readiness(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> SandboxReadinessResult:
         """`sandbox/readiness`."""
-        return await self.request("sandbox/readiness")
+        return await self.request("sandbox/readiness", None if _meta is None else {"_meta": _meta})
 
     async def sandbox_setup(
             self,
             *,
             cwd: Optional[str] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxSetupResult:
         """`sandbox/setup`. Runs setup; the result comes later as
         sandbox/setupCompleted.
         """
         params = {
             "cwd": cwd,
+            "_meta": _meta,
         }
         return await self.request("sandbox/setup", _compact(params, ()))
 
@@ -1100,6 +1278,7 @@ class AsyncRequestMethods:
             *,
             cwd: str,
             sandbox: SandboxPolicy,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxRefreshResult:
         """`sandbox/refresh`. Re-applies what setup applied for a new cwd or
         policy, without elevating; idempotent.
@@ -1107,12 +1286,17 @@ class AsyncRequestMethods:
         params = {
             "cwd": cwd,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return await self.request("sandbox/refresh", _compact(params, ("cwd", "sandbox")))
 
-    async def network_policy_get(self) -> NetworkPolicyGetResult:
+    async def network_policy_get(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> NetworkPolicyGetResult:
         """`network/policy/get`."""
-        return await self.request("network/policy/get")
+        return await self.request("network/policy/get", None if _meta is None else {"_meta": _meta})
 
     async def network_policy_set(
             self,
@@ -1121,6 +1305,7 @@ class AsyncRequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
         params = {
@@ -1128,6 +1313,7 @@ class AsyncRequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "_meta": _meta,
         }
         return await self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))
 
@@ -1135,9 +1321,11 @@ class AsyncRequestMethods:
             self,
             *,
             limit: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkBlockedListResult:
         """`network/blocked/list`."""
         params = {
             "limit": limit,
+            "_meta": _meta,
         }
         return await self.request("network/blocked/list", _compact(params, ()))
