@@ -182,6 +182,12 @@ static void write_doc(FILE *f) {
         fprintf(f, "%s\n\n", m->desc);
       bool notif = d == PD_CLIENT_NOTIFICATION || d == PD_SERVER_NOTIFICATION;
       part(f, "Params", m->params);
+      if (d == PD_CLIENT_REQUEST) {
+        /* proto_wire_params: every client request's params may carry _meta */
+        fprintf(f, "Params may also carry `%s`: ", PROTO_META_FIELD);
+        type_text(f, &proto_t_request_meta, false);
+        fputs(" (optional; removed before the params are validated).\n\n", f);
+      }
       if (!notif)
         part(f, "Result", m->result);
     }

@@ -1,7 +1,7 @@
 /* protocol: the one description of warden's wire protocol (PROTOCOL.md).
  *
  * Every method, notification and type is described once, as static C tables
- * (types.c, methods.c). From those tables:
+ * (types.c, methods.c; params._meta in meta.c). From those tables:
  *   - validate.c checks params and reports the JSON path of the first
  *     violation ("params.size.rows") and what was expected;
  *   - schema.c writes draft-07 JSON Schema (`warden generate-json-schema`);
@@ -59,6 +59,7 @@ struct proto_type {
   size_t min_items; /* arrays */
   /* PK_OBJECT: terminated by a field with name NULL */
   const proto_field *fields;
+  bool open; /* PK_OBJECT: other members are allowed (and ignored) */
   /* PK_ONEOF: NULL-terminated; each variant an object whose `tag` field is a
    * one-value enum */
   const proto_type *const *variants;
@@ -119,6 +120,21 @@ int proto_write_json_schema(const char *dir);
 int proto_write_typescript(const char *dir);
 /* DIR/reference.md: the contract's method and type reference (markdown.c). */
 int proto_write_markdown(const char *dir);
+
+/* params._meta (meta.c): request metadata that every client request's params
+ * may carry; the dispatcher removes it before validating the params, so the
+ * method tables do not list it. */
+#define PROTO_META_FIELD "_meta"
+extern const proto_type proto_t_request_meta; /* RequestMeta */
+
+/* A method's params as the wire carries them, for the emitters: for a client
+ * request, m->params plus an optional `_meta` field (a method without params
+ * gets an object with only `_meta`), built in *out with `fields` (capacity
+ * cap) and unnamed, so that it is written inline under the method's params
+ * name; for other methods, m->params. NULL: no params. */
+const proto_type *proto_wire_params(const proto_method *m, proto_type *out, proto_field *fields,
+                                    size_t cap);
+#define PROTO_WIRE_FIELDS_MAX 64
 
 /* Shared named types, for code that builds these values. */
 extern const proto_type proto_t_sandbox_policy;

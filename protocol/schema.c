@@ -72,7 +72,8 @@ static json_t *object_schema(const proto_type *t) {
     json_object_set_new(o, "required", req);
   else
     json_decref(req);
-  json_object_set_new(o, "additionalProperties", json_false());
+  if (!t->open)
+    json_object_set_new(o, "additionalProperties", json_false());
   return o;
 }
 
@@ -212,8 +213,11 @@ int proto_write_json_schema(const char *dir) {
   json_t *bundle_defs = json_object();
   json_t *methods = json_object();
   for (const proto_method *m = proto_methods; m->name && rc == 0; m++) {
+    proto_type wire;
+    proto_field wire_fields[PROTO_WIRE_FIELDS_MAX];
+    const proto_type *params = proto_wire_params(m, &wire, wire_fields, PROTO_WIRE_FIELDS_MAX);
     for (int which = 0; which < 2 && rc == 0; which++) {
-      const proto_type *t = which ? m->result : m->params;
+      const proto_type *t = which ? m->result : params;
       if (!t)
         continue;
       char title[128];
@@ -229,7 +233,7 @@ int proto_write_json_schema(const char *dir) {
                                        "serverRequest"};
     json_t *entry = json_pack("{s:s}", "direction", dirs[m->dir]);
     char title[128];
-    if (m->params) {
+    if (params) {
       proto_type_name_for(m, false, title, sizeof title);
       json_object_set_new(entry, "params", json_string(title));
     }

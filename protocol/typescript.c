@@ -91,6 +91,8 @@ static void emit_type(ts_file *tf, const proto_type *t, int indent, bool top) {
         fputs(" | null", f); /* null for an optional field means absent */
       fputs(";\n", f);
     }
+    if (t->open) /* other members are allowed and ignored */
+      fprintf(f, "%*s[key: string]: unknown;\n", indent + 2, "");
     fprintf(f, "%*s}", indent, "");
     break;
   case PK_ONEOF:
@@ -146,15 +148,33 @@ static int write_type_file(const char *dir, const char *name, const proto_type *
   return rc;
 }
 
+/* A named type that is some client request's params under its own name:
+ * its file is the wire form (with _meta), written from the method. */
+static bool is_request_params(const proto_type *t) {
+  char title[128];
+  for (const proto_method *m = proto_methods; m->name; m++) {
+    if (m->dir != PD_CLIENT_REQUEST || m->params != t)
+      continue;
+    proto_type_name_for(m, false, title, sizeof title);
+    if (strcmp(title, t->name) == 0)
+      return true;
+  }
+  return false;
+}
+
 static void map_entries(FILE *f, proto_direction dir, bool with_result) {
   char title[128];
   for (const proto_method *m = proto_methods; m->name; m++) {
     if (m->dir != dir)
       continue;
     fprintf(f, "  \"%s\": { params: ", m->name);
-    if (m->params) {
+    proto_type wire;
+    proto_field wire_fields[PROTO_WIRE_FIELDS_MAX];
+    if (proto_wire_params(m, &wire, wire_fields, PROTO_WIRE_FIELDS_MAX)) {
       proto_type_name_for(m, false, title, sizeof title);
       fputs(title, f);
+      if (!m->params)
+        fputs(" | undefined", f); /* no arguments: params may be left out */
     } else {
       fputs("undefined", f);
     }
@@ -181,19 +201,26 @@ int proto_write_typescript(const char *dir) {
   char names[256][128];
   size_t nn = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
+    if (is_request_params(named[i]))
+      continue; /* written below as the wire carries it, with _meta */
     rc = write_type_file(dir, named[i]->name, named[i], NULL);
     snprintf(names[nn++], sizeof names[0], "%s", named[i]->name);
   }
   for (const proto_method *m = proto_methods; m->name && rc == 0; m++) {
+    proto_type wire;
+    proto_field wire_fields[PROTO_WIRE_FIELDS_MAX];
+    const proto_type *params = proto_wire_params(m, &wire, wire_fields, PROTO_WIRE_FIELDS_MAX);
     for (int which = 0; which < 2 && rc == 0; which++) {
-      const proto_type *t = which ? m->result : m->params;
+      const proto_type *t = which ? m->result : params;
       if (!t)
         continue;
       char title[128];
       proto_type_name_for(m, which == 1, title, sizeof title);
       if (t->name && strcmp(t->name, title) == 0)
         continue; /* already written as a named type */
-      rc = write_type_file(dir, title, t, which ? NULL : m->desc);
+      const proto_type *own = which ? m->result : m->params;
+      const char *desc = own && own->name && strcmp(own->name, title) == 0 ? own->desc : m->desc;
+      rc = write_type_file(dir, title, t, which ? NULL : desc);
       if (nn < 256)
         snprintf(names[nn++], sizeof names[0], "%s", title);
     }
@@ -208,7 +235,8 @@ int proto_write_typescript(const char *dir) {
   for (const proto_method *m = proto_methods; m->name; m++) {
     bool request = m->dir == PD_CLIENT_REQUEST || m->dir == PD_SERVER_REQUEST;
     for (int which = 0; which < 2; which++) {
-      if (which == 0 ? !m->params : !request)
+      bool has_params = m->params || m->dir == PD_CLIENT_REQUEST; /* _meta at least */
+      if (which == 0 ? !has_params : !request)
         continue;
       char title[128];
       proto_type_name_for(m, which == 1, title, sizeof title);

@@ -133,7 +133,7 @@ static bool validate_object(const proto_type *t, const json_t *v, const char *pa
     for (const proto_field *f = t->fields; f && f->name; f++)
       if (strcmp(f->name, key) == 0)
         known = true;
-    if (!known) {
+    if (!known && !t->open) {
       child_path(sub, sizeof sub, path, key);
       snprintf(out->path, sizeof out->path, "%s", sub);
       snprintf(out->expected, sizeof out->expected, "no such field");
@@ -318,5 +318,6 @@ size_t proto_named_types(const proto_type **out, size_t cap) {
     collect(m->params, out, cap, &n);
     collect(m->result, out, cap, &n);
   }
+  collect(&proto_t_request_meta, out, cap, &n); /* in every client request's params */
   return n;
 }

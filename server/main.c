@@ -31,7 +31,17 @@ static const char usage[] =
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
     "\n"
-    "environment: WARDEN_LOG=error|warn|info|debug|trace, WARDEN_LOG_FORMAT=json\n";
+    "environment: WARDEN_LOG=error|warn|info|debug|trace, WARDEN_LOG_FORMAT=json\n"
+    "telemetry (OTLP/HTTP; off unless an endpoint is set; the config's \"telemetry\"\n"
+    "object overrides these):\n"
+    "  OTEL_EXPORTER_OTLP_ENDPOINT         base URL; traces to /v1/traces, logs to /v1/logs\n"
+    "  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  full URL for spans\n"
+    "  OTEL_EXPORTER_OTLP_LOGS_ENDPOINT    full URL for log records\n"
+    "  OTEL_EXPORTER_OTLP_HEADERS          key=value,... sent with every export\n"
+    "  OTEL_EXPORTER_OTLP_TIMEOUT          milliseconds per export, 1..600000 (10000)\n"
+    "  OTEL_EXPORTER_OTLP_COMPRESSION      gzip or none\n"
+    "  OTEL_SERVICE_NAME                   service.name (warden)\n"
+    "  OTEL_RESOURCE_ATTRIBUTES            key=value,... resource attributes\n";
 
 /* The installed directory `rel` (relative to the binary's directory) when
  * this binary runs from an installed tree and `probe` is there, else the

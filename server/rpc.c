@@ -471,14 +471,19 @@ static void trace_end(tele_span *sp, int code, const char *message) {
 }
 
 /* `_meta` (MCP's convention) is request metadata, not arguments: it is
- * accepted in the params of every request, must be an object, and is taken
- * out before the params are validated. _meta.traceparent (with
+ * accepted in the params of every request, must be an object (null means
+ * absent), and is taken out before the params are validated. _meta.traceparent (with
  * _meta.tracestate) continues the caller's W3C trace; a malformed one is
  * ignored (a new trace starts), as W3C asks. Other _meta members are
  * ignored. The request's span starts here and ends with its one answer. */
 static void dispatch_traced(rpc *r, json_t *id, const char *method, json_t *params) {
   json_t *meta = json_is_object(params) ? json_object_get(params, "_meta") : NULL;
   const char *traceparent = NULL, *tracestate = NULL;
+  if (json_is_null(meta)) {
+    /* null means absent, as for every optional field */
+    json_object_del(params, "_meta");
+    meta = NULL;
+  }
   if (meta) {
     json_incref(meta);
     json_object_del(params, "_meta");

@@ -24,6 +24,7 @@ import re
 import sys
 
 BUNDLE = "warden_protocol.schemas.json"
+META = "_meta"  # request metadata every client request's params may carry
 INDENT = "    "
 
 
@@ -285,6 +286,11 @@ class Generator:
             out += docstring("`%s`%s" % (method, ". " + desc if desc else "."), INDENT * 2)
             if not entries:
                 out.append("%sreturn %sself.request(%s)" % (INDENT * 2, aw, json.dumps(method)))
+                continue
+            if [p for p, _ in entries] == [META]:
+                # No arguments: params stay absent unless _meta is given.
+                out.append("%sreturn %sself.request(%s, None if _meta is None else {%s: _meta})"
+                           % (INDENT * 2, aw, json.dumps(method), json.dumps(META)))
                 continue
             out.append("%sparams = {" % (INDENT * 2))
             out += ["%s%s: %s," % (INDENT * 3, json.dumps(p), a) for p, a in entries]

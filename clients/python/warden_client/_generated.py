@@ -23,12 +23,31 @@ class ClientCapabilities(TypedDict, total=False):
     networkApprovals: Optional[bool]
 
 
+class RequestMeta(TypedDict, total=False):
+    """Request metadata, accepted in the params of every client request as
+    `_meta`. It must be an object (null means absent) and is removed
+    before the params are validated, so it never counts as an unknown
+    field. Members other than these are ignored and reserved.
+    """
+    #: W3C Trace Context traceparent ("00-<32 hex trace id>-<16 hex parent
+    #: id>-<2 hex flags>"): the request's span continues this trace. A
+    #: malformed one is ignored and a new trace starts; a clear sampled flag
+    #: means no spans are recorded for it.
+    traceparent: Optional[str]
+    #: W3C Trace Context tracestate that goes with traceparent; ignored without
+    #: it.
+    tracestate: Optional[str]
+
+
 class _InitializeParamsRequired(TypedDict):
     clientInfo: ClientInfo
 
 
 class InitializeParams(_InitializeParamsRequired, total=False):
     capabilities: Optional[ClientCapabilities]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class InitializeResultServerInfo(TypedDict):
@@ -63,6 +82,12 @@ class InitializeResult(TypedDict):
     protocolVersion: int
     platform: Platform
     sandbox: SandboxFeatures
+
+
+class ShutdownParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class EmptyResult(TypedDict):
@@ -216,6 +241,9 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     #: Default: the server's configured default policy (built-in
     #: {type:"workspaceWrite"}).
     sandbox: Optional[SandboxPolicy]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessSpawnResultSandbox(TypedDict):
@@ -245,15 +273,24 @@ class ProcessWriteParams(_ProcessWriteParamsRequired, total=False):
     deltaBase64: Optional[str]
     #: Close stdin after the data (for a PTY: send the EOF character).
     closeStdin: Optional[bool]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessWriteResult(TypedDict):
     bytesWritten: int
 
 
-class ProcessResizeParams(TypedDict):
+class _ProcessResizeParamsRequired(TypedDict):
     processId: ProcessId
     size: TerminalSize
+
+
+class ProcessResizeParams(_ProcessResizeParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 ProcessResizeResult = EmptyResult
@@ -268,6 +305,9 @@ class ProcessTerminateParams(_ProcessTerminateParamsRequired, total=False):
     signal: Optional[Literal["TERM", "INT", "HUP", "KILL"]]
     #: KILL follows after this long; default 2000.
     graceMs: Optional[int]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessTerminateResult(TypedDict):
@@ -288,6 +328,9 @@ class ProcessReadParams(_ProcessReadParamsRequired, total=False):
     #: When nothing is newer than afterSeq and the process runs, wait up to
     #: this long.
     waitMs: Optional[int]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 #: stdout and stderr for pipe sessions, pty for terminal sessions.
@@ -313,11 +356,23 @@ class ProcessReadResult(TypedDict):
     signal: Optional[str]
 
 
-class ProcessReleaseParams(TypedDict):
+class _ProcessReleaseParamsRequired(TypedDict):
     processId: ProcessId
 
 
+class ProcessReleaseParams(_ProcessReleaseParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
+
+
 ProcessReleaseResult = EmptyResult
+
+
+class ProcessListParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class ProcessInfo(TypedDict):
@@ -363,10 +418,16 @@ class ProcessExitedNotification(TypedDict):
     durationMs: int
 
 
-class PolicyResolveParams(TypedDict):
+class _PolicyResolveParamsRequired(TypedDict):
     sandbox: SandboxPolicy
     #: An absolute path.
     cwd: str
+
+
+class PolicyResolveParams(_PolicyResolveParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class WritableRoot(TypedDict):
@@ -397,15 +458,27 @@ class PolicyResolveResult(_PolicyResolveResultRequired, total=False):
     warnings: Optional[List[str]]
 
 
-class PolicyTransformParams(TypedDict):
+class _PolicyTransformParamsRequired(TypedDict):
     sandbox: SandboxPolicy
     #: An absolute path.
     cwd: str
     to: Literal["legacy", "split"]
 
 
+class PolicyTransformParams(_PolicyTransformParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
+
+
 class PolicyTransformResult(TypedDict):
     sandbox: SandboxPolicy
+
+
+class SandboxReadinessParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class TelemetryStatus(TypedDict):
@@ -443,6 +516,9 @@ class SandboxSetupParams(TypedDict, total=False):
     #: The workspace to prepare. A setup asked for while one runs is queued
     #: with its own cwd.
     cwd: Optional[str]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class SandboxSetupResult(TypedDict):
@@ -463,10 +539,16 @@ class SandboxSetupCompletedNotification(TypedDict):
     steps: List[SetupStep]
 
 
-class SandboxRefreshParams(TypedDict):
+class _SandboxRefreshParamsRequired(TypedDict):
     #: An absolute path.
     cwd: str
     sandbox: SandboxPolicy
+
+
+class SandboxRefreshParams(_SandboxRefreshParamsRequired, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class SandboxRefreshResult(TypedDict):
@@ -474,6 +556,12 @@ class SandboxRefreshResult(TypedDict):
     #: What could not be checked or applied, in words (e.g. a cwd that does not
     #: exist).
     warnings: List[str]
+
+
+class NetworkPolicyGetParams(TypedDict, total=False):
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 class NetworkPolicy(TypedDict):
@@ -496,7 +584,27 @@ class NetworkPolicy(TypedDict):
 NetworkPolicyGetResult = NetworkPolicy
 
 
-NetworkPolicySetParams = NetworkPolicy
+class _NetworkPolicySetParamsRequired(TypedDict):
+    #: example.com exact, *.example.com subdomains only, **.example.com apex
+    #: and subdomains, * everything (allowedDomains only), IP literals and
+    #: [v6]; case-insensitive, a trailing dot ignored.
+    allowedDomains: List[str]
+    #: Deny wins over allow.
+    deniedDomains: List[str]
+    #: limited: only GET, HEAD and OPTIONS requests; no CONNECT or SOCKS5.
+    mode: Literal["full", "limited"]
+    #: Allow local and private destinations (loopback, RFC 1918, link-local,
+    #: ...); otherwise only a literal the allowlist names exactly.
+    allowLocalBinding: bool
+
+
+class NetworkPolicySetParams(_NetworkPolicySetParamsRequired, total=False):
+    """The egress proxy's policy. An empty allowlist allows nothing; deny
+    wins; a change applies to the next request and open tunnels stay up.
+    """
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 NetworkPolicySetResult = EmptyResult
@@ -504,6 +612,9 @@ NetworkPolicySetResult = EmptyResult
 
 class NetworkBlockedListParams(TypedDict, total=False):
     limit: Optional[int]
+    #: Request metadata (trace context); removed before the params are
+    #: validated.
+    _meta: Optional[RequestMeta]
 
 
 NetworkProtocol = Literal["http", "https", "socks5Tcp", "socks5Udp"]
@@ -580,7 +691,7 @@ METHODS: Dict[str, MethodSpec] = {
     "initialized": MethodSpec(
         "clientNotification", None, None, "initialized"),
     "shutdown": MethodSpec(
-        "clientRequest", None, "ShutdownResult", "shutdown"),
+        "clientRequest", "ShutdownParams", "ShutdownResult", "shutdown"),
     "process/spawn": MethodSpec(
         "clientRequest", "ProcessSpawnParams", "ProcessSpawnResult", "process_spawn"),
     "process/write": MethodSpec(
@@ -594,7 +705,7 @@ METHODS: Dict[str, MethodSpec] = {
     "process/release": MethodSpec(
         "clientRequest", "ProcessReleaseParams", "ProcessReleaseResult", "process_release"),
     "process/list": MethodSpec(
-        "clientRequest", None, "ProcessListResult", "process_list"),
+        "clientRequest", "ProcessListParams", "ProcessListResult", "process_list"),
     "process/output": MethodSpec(
         "serverNotification", "ProcessOutputNotification", None, "process_output"),
     "process/exited": MethodSpec(
@@ -604,7 +715,7 @@ METHODS: Dict[str, MethodSpec] = {
     "policy/transform": MethodSpec(
         "clientRequest", "PolicyTransformParams", "PolicyTransformResult", "policy_transform"),
     "sandbox/readiness": MethodSpec(
-        "clientRequest", None, "SandboxReadinessResult", "sandbox_readiness"),
+        "clientRequest", "SandboxReadinessParams", "SandboxReadinessResult", "sandbox_readiness"),
     "sandbox/setup": MethodSpec(
         "clientRequest", "SandboxSetupParams", "SandboxSetupResult", "sandbox_setup"),
     "sandbox/setupCompleted": MethodSpec(
@@ -612,7 +723,7 @@ METHODS: Dict[str, MethodSpec] = {
     "sandbox/refresh": MethodSpec(
         "clientRequest", "SandboxRefreshParams", "SandboxRefreshResult", "sandbox_refresh"),
     "network/policy/get": MethodSpec(
-        "clientRequest", None, "NetworkPolicyGetResult", "network_policy_get"),
+        "clientRequest", "NetworkPolicyGetParams", "NetworkPolicyGetResult", "network_policy_get"),
     "network/policy/set": MethodSpec(
         "clientRequest", "NetworkPolicySetParams", "NetworkPolicySetResult", "network_policy_set"),
     "network/blocked/list": MethodSpec(
@@ -676,6 +787,7 @@ class RequestMethods:
             *,
             client_info: ClientInfo,
             capabilities: Optional[ClientCapabilities] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> InitializeResult:
         """`initialize`. First request; any other request before it gets
         -32600. A second one gets -32600.
@@ -683,15 +795,20 @@ class RequestMethods:
         params = {
             "clientInfo": client_info,
             "capabilities": capabilities,
+            "_meta": _meta,
         }
         return self.request("initialize", _compact(params, ("clientInfo",)))
 
-    def shutdown(self) -> ShutdownResult:
+    def shutdown(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ShutdownResult:
         """`shutdown`. Terminates every process (TERM, then KILL after the
         grace), answers, and exits 0. Always answered: also before
         initialize, never -32001, and a second one too.
         """
-        return self.request("shutdown")
+        return self.request("shutdown", None if _meta is None else {"_meta": _meta})
 
     def process_spawn(
             self,
@@ -708,6 +825,7 @@ class RequestMethods:
             output_bytes_cap: Optional[int] = None,
             timeout_ms: Optional[int] = None,
             sandbox: Optional[SandboxPolicy] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessSpawnResult:
         """`process/spawn`. Start a command. Setup or exec failures answer
         -32004 (data.errno, data.syscall); a sandbox that cannot be
@@ -726,6 +844,7 @@ class RequestMethods:
             "outputBytesCap": output_bytes_cap,
             "timeoutMs": timeout_ms,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return self.request("process/spawn", _compact(params, ("processId", "argv")))
 
@@ -735,12 +854,14 @@ class RequestMethods:
             process_id: ProcessId,
             delta_base64: Optional[str] = None,
             close_stdin: Optional[bool] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessWriteResult:
         """`process/write`. -32602 when stdin is not open."""
         params = {
             "processId": process_id,
             "deltaBase64": delta_base64,
             "closeStdin": close_stdin,
+            "_meta": _meta,
         }
         return self.request("process/write", _compact(params, ("processId",)))
 
@@ -749,11 +870,13 @@ class RequestMethods:
             *,
             process_id: ProcessId,
             size: TerminalSize,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessResizeResult:
         """`process/resize`. -32602 for a non-tty process."""
         params = {
             "processId": process_id,
             "size": size,
+            "_meta": _meta,
         }
         return self.request("process/resize", _compact(params, ("processId", "size")))
 
@@ -763,6 +886,7 @@ class RequestMethods:
             process_id: ProcessId,
             signal: Optional[Literal["TERM", "INT", "HUP", "KILL"]] = None,
             grace_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessTerminateResult:
         """`process/terminate`. The signal goes to the process group; KILL
         follows after graceMs.
@@ -771,6 +895,7 @@ class RequestMethods:
             "processId": process_id,
             "signal": signal,
             "graceMs": grace_ms,
+            "_meta": _meta,
         }
         return self.request("process/terminate", _compact(params, ("processId",)))
 
@@ -781,6 +906,7 @@ class RequestMethods:
             after_seq: Optional[int] = None,
             max_bytes: Optional[int] = None,
             wait_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReadResult:
         """`process/read`. Replay retained output, long-polling up to
         waitMs.
@@ -790,6 +916,7 @@ class RequestMethods:
             "afterSeq": after_seq,
             "maxBytes": max_bytes,
             "waitMs": wait_ms,
+            "_meta": _meta,
         }
         return self.request("process/read", _compact(params, ("processId",)))
 
@@ -797,6 +924,7 @@ class RequestMethods:
             self,
             *,
             process_id: ProcessId,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReleaseResult:
         """`process/release`. Forget a process. A running one is killed
         (KILL to its group), its further output is dropped,
@@ -806,18 +934,24 @@ class RequestMethods:
         """
         params = {
             "processId": process_id,
+            "_meta": _meta,
         }
         return self.request("process/release", _compact(params, ("processId",)))
 
-    def process_list(self) -> ProcessListResult:
+    def process_list(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ProcessListResult:
         """`process/list`."""
-        return self.request("process/list")
+        return self.request("process/list", None if _meta is None else {"_meta": _meta})
 
     def policy_resolve(
             self,
             *,
             sandbox: SandboxPolicy,
             cwd: str,
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyResolveResult:
         """`policy/resolve`. Resolve a policy against cwd into the plan the
         sandbox enforces.
@@ -825,6 +959,7 @@ class RequestMethods:
         params = {
             "sandbox": sandbox,
             "cwd": cwd,
+            "_meta": _meta,
         }
         return self.request("policy/resolve", _compact(params, ("sandbox", "cwd")))
 
@@ -834,6 +969,7 @@ class RequestMethods:
             sandbox: SandboxPolicy,
             cwd: str,
             to: Literal["legacy", "split"],
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyTransformResult:
         """`policy/transform`. Convert between legacy and split shapes;
         -32602 names the entry that cannot be expressed.
@@ -842,23 +978,30 @@ class RequestMethods:
             "sandbox": sandbox,
             "cwd": cwd,
             "to": to,
+            "_meta": _meta,
         }
         return self.request("policy/transform", _compact(params, ("sandbox", "cwd", "to")))
 
-    def sandbox_readiness(self) -> SandboxReadinessResult:
+    def sandbox_readiness(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> SandboxReadinessResult:
         """`sandbox/readiness`."""
-        return self.request("sandbox/readiness")
+        return self.request("sandbox/readiness", None if _meta is None else {"_meta": _meta})
 
     def sandbox_setup(
             self,
             *,
             cwd: Optional[str] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxSetupResult:
         """`sandbox/setup`. Runs setup; the result comes later as
         sandbox/setupCompleted.
         """
         params = {
             "cwd": cwd,
+            "_meta": _meta,
         }
         return self.request("sandbox/setup", _compact(params, ()))
 
@@ -867,6 +1010,7 @@ class RequestMethods:
             *,
             cwd: str,
             sandbox: SandboxPolicy,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxRefreshResult:
         """`sandbox/refresh`. Re-applies what setup applied for a new cwd or
         policy, without elevating; idempotent.
@@ -874,12 +1018,17 @@ class RequestMethods:
         params = {
             "cwd": cwd,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return self.request("sandbox/refresh", _compact(params, ("cwd", "sandbox")))
 
-    def network_policy_get(self) -> NetworkPolicyGetResult:
+    def network_policy_get(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> NetworkPolicyGetResult:
         """`network/policy/get`."""
-        return self.request("network/policy/get")
+        return self.request("network/policy/get", None if _meta is None else {"_meta": _meta})
 
     def network_policy_set(
             self,
@@ -888,6 +1037,7 @@ class RequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
         params = {
@@ -895,6 +1045,7 @@ class RequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "_meta": _meta,
         }
         return self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))
 
@@ -902,10 +1053,12 @@ class RequestMethods:
             self,
             *,
             limit: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkBlockedListResult:
         """`network/blocked/list`."""
         params = {
             "limit": limit,
+            "_meta": _meta,
         }
         return self.request("network/blocked/list", _compact(params, ()))
 
@@ -923,6 +1076,7 @@ class AsyncRequestMethods:
             *,
             client_info: ClientInfo,
             capabilities: Optional[ClientCapabilities] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> InitializeResult:
         """`initialize`. First request; any other request before it gets
         -32600. A second one gets -32600.
@@ -930,15 +1084,20 @@ class AsyncRequestMethods:
         params = {
             "clientInfo": client_info,
             "capabilities": capabilities,
+            "_meta": _meta,
         }
         return await self.request("initialize", _compact(params, ("clientInfo",)))
 
-    async def shutdown(self) -> ShutdownResult:
+    async def shutdown(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ShutdownResult:
         """`shutdown`. Terminates every process (TERM, then KILL after the
         grace), answers, and exits 0. Always answered: also before
         initialize, never -32001, and a second one too.
         """
-        return await self.request("shutdown")
+        return await self.request("shutdown", None if _meta is None else {"_meta": _meta})
 
     async def process_spawn(
             self,
@@ -955,6 +1114,7 @@ class AsyncRequestMethods:
             output_bytes_cap: Optional[int] = None,
             timeout_ms: Optional[int] = None,
             sandbox: Optional[SandboxPolicy] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessSpawnResult:
         """`process/spawn`. Start a command. Setup or exec failures answer
         -32004 (data.errno, data.syscall); a sandbox that cannot be
@@ -973,6 +1133,7 @@ class AsyncRequestMethods:
             "outputBytesCap": output_bytes_cap,
             "timeoutMs": timeout_ms,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return await self.request("process/spawn", _compact(params, ("processId", "argv")))
 
@@ -982,12 +1143,14 @@ class AsyncRequestMethods:
             process_id: ProcessId,
             delta_base64: Optional[str] = None,
             close_stdin: Optional[bool] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessWriteResult:
         """`process/write`. -32602 when stdin is not open."""
         params = {
             "processId": process_id,
             "deltaBase64": delta_base64,
             "closeStdin": close_stdin,
+            "_meta": _meta,
         }
         return await self.request("process/write", _compact(params, ("processId",)))
 
@@ -996,11 +1159,13 @@ class AsyncRequestMethods:
             *,
             process_id: ProcessId,
             size: TerminalSize,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessResizeResult:
         """`process/resize`. -32602 for a non-tty process."""
         params = {
             "processId": process_id,
             "size": size,
+            "_meta": _meta,
         }
         return await self.request("process/resize", _compact(params, ("processId", "size")))
 
@@ -1010,6 +1175,7 @@ class AsyncRequestMethods:
             process_id: ProcessId,
             signal: Optional[Literal["TERM", "INT", "HUP", "KILL"]] = None,
             grace_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessTerminateResult:
         """`process/terminate`. The signal goes to the process group; KILL
         follows after graceMs.
@@ -1018,6 +1184,7 @@ class AsyncRequestMethods:
             "processId": process_id,
             "signal": signal,
             "graceMs": grace_ms,
+            "_meta": _meta,
         }
         return await self.request("process/terminate", _compact(params, ("processId",)))
 
@@ -1028,6 +1195,7 @@ class AsyncRequestMethods:
             after_seq: Optional[int] = None,
             max_bytes: Optional[int] = None,
             wait_ms: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReadResult:
         """`process/read`. Replay retained output, long-polling up to
         waitMs.
@@ -1037,6 +1205,7 @@ class AsyncRequestMethods:
             "afterSeq": after_seq,
             "maxBytes": max_bytes,
             "waitMs": wait_ms,
+            "_meta": _meta,
         }
         return await self.request("process/read", _compact(params, ("processId",)))
 
@@ -1044,6 +1213,7 @@ class AsyncRequestMethods:
             self,
             *,
             process_id: ProcessId,
+            _meta: Optional[RequestMeta] = None,
         ) -> ProcessReleaseResult:
         """`process/release`. Forget a process. A running one is killed
         (KILL to its group), its further output is dropped,
@@ -1053,18 +1223,24 @@ class AsyncRequestMethods:
         """
         params = {
             "processId": process_id,
+            "_meta": _meta,
         }
         return await self.request("process/release", _compact(params, ("processId",)))
 
-    async def process_list(self) -> ProcessListResult:
+    async def process_list(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> ProcessListResult:
         """`process/list`."""
-        return await self.request("process/list")
+        return await self.request("process/list", None if _meta is None else {"_meta": _meta})
 
     async def policy_resolve(
             self,
             *,
             sandbox: SandboxPolicy,
             cwd: str,
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyResolveResult:
         """`policy/resolve`. Resolve a policy against cwd into the plan the
         sandbox enforces.
@@ -1072,6 +1248,7 @@ class AsyncRequestMethods:
         params = {
             "sandbox": sandbox,
             "cwd": cwd,
+            "_meta": _meta,
         }
         return await self.request("policy/resolve", _compact(params, ("sandbox", "cwd")))
 
@@ -1081,6 +1258,7 @@ class AsyncRequestMethods:
             sandbox: SandboxPolicy,
             cwd: str,
             to: Literal["legacy", "split"],
+            _meta: Optional[RequestMeta] = None,
         ) -> PolicyTransformResult:
         """`policy/transform`. Convert between legacy and split shapes;
         -32602 names the entry that cannot be expressed.
@@ -1089,23 +1267,30 @@ class AsyncRequestMethods:
             "sandbox": sandbox,
             "cwd": cwd,
             "to": to,
+            "_meta": _meta,
         }
         return await self.request("policy/transform", _compact(params, ("sandbox", "cwd", "to")))
 
-    async def sandbox_readiness(self) -> SandboxReadinessResult:
+    async def sandbox_readiness(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> SandboxReadinessResult:
         """`sandbox/readiness`."""
-        return await self.request("sandbox/readiness")
+        return await self.request("sandbox/readiness", None if _meta is None else {"_meta": _meta})
 
     async def sandbox_setup(
             self,
             *,
             cwd: Optional[str] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxSetupResult:
         """`sandbox/setup`. Runs setup; the result comes later as
         sandbox/setupCompleted.
         """
         params = {
             "cwd": cwd,
+            "_meta": _meta,
         }
         return await self.request("sandbox/setup", _compact(params, ()))
 
@@ -1114,6 +1299,7 @@ class AsyncRequestMethods:
             *,
             cwd: str,
             sandbox: SandboxPolicy,
+            _meta: Optional[RequestMeta] = None,
         ) -> SandboxRefreshResult:
         """`sandbox/refresh`. Re-applies what setup applied for a new cwd or
         policy, without elevating; idempotent.
@@ -1121,12 +1307,17 @@ class AsyncRequestMethods:
         params = {
             "cwd": cwd,
             "sandbox": sandbox,
+            "_meta": _meta,
         }
         return await self.request("sandbox/refresh", _compact(params, ("cwd", "sandbox")))
 
-    async def network_policy_get(self) -> NetworkPolicyGetResult:
+    async def network_policy_get(
+            self,
+            *,
+            _meta: Optional[RequestMeta] = None,
+        ) -> NetworkPolicyGetResult:
         """`network/policy/get`."""
-        return await self.request("network/policy/get")
+        return await self.request("network/policy/get", None if _meta is None else {"_meta": _meta})
 
     async def network_policy_set(
             self,
@@ -1135,6 +1326,7 @@ class AsyncRequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
         params = {
@@ -1142,6 +1334,7 @@ class AsyncRequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "_meta": _meta,
         }
         return await self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))
 
@@ -1149,9 +1342,11 @@ class AsyncRequestMethods:
             self,
             *,
             limit: Optional[int] = None,
+            _meta: Optional[RequestMeta] = None,
         ) -> NetworkBlockedListResult:
         """`network/blocked/list`."""
         params = {
             "limit": limit,
+            "_meta": _meta,
         }
         return await self.request("network/blocked/list", _compact(params, ()))

@@ -83,9 +83,10 @@ type CamelMethod<S extends string> = S extends `${infer Head}/${infer Tail}`
   ? `${Head}${Capitalize<CamelMethod<Tail>>}`
   : S;
 
-/** One camelCase method per client request of the protocol; the compiler checks WardenClient has them all. */
+/** One camelCase method per client request of the protocol; the compiler checks WardenClient has them all.
+ * A method without arguments (its params may be undefined: only `_meta` could go there) takes just options. */
 export type RequestMethods = {
-  [M in keyof ClientRequests as CamelMethod<M & string>]: ClientRequests[M]["params"] extends undefined
+  [M in keyof ClientRequests as CamelMethod<M & string>]: undefined extends ClientRequests[M]["params"]
     ? (options?: RequestOptions) => Promise<ClientRequests[M]["result"]>
     : (params: ClientRequests[M]["params"], options?: RequestOptions) => Promise<ClientRequests[M]["result"]>;
 };

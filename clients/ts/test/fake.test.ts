@@ -196,9 +196,28 @@ test("every typed method sends its protocol method (checked against the schema's
     const fn = (client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[camel];
     assert.equal(typeof fn, "function", `WardenClient.${camel} for ${method}`);
     if (method === "initialize" || method === "shutdown") continue; // the fake answers those itself
-    const reply = spec.params ? await fn.call(client, { marker: 1 }) : await fn.call(client);
-    assert.deepEqual(reply, { echo: method, params: spec.params ? { marker: 1 } : null }, method);
+    // Every client request's params may carry _meta; a method takes arguments
+    // when its params type has other fields.
+    const props = Object.keys(bundle.definitions[spec.params ?? ""]?.properties ?? {});
+    const takesArgs = props.some((p) => p !== "_meta");
+    const reply = takesArgs ? await fn.call(client, { marker: 1 }) : await fn.call(client);
+    assert.deepEqual(reply, { echo: method, params: takesArgs ? { marker: 1 } : null }, method);
   }
+});
+
+test("_meta goes in the params of any request, also of one without arguments", async () => {
+  const client = await fake();
+  const meta = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+  // typed: ProcessListParams and ProcessReadParams have an optional _meta (tsc checks this)
+  assert.deepEqual(await client.request("process/list", { _meta: meta }), {
+    echo: "process/list",
+    params: { _meta: meta },
+  });
+  assert.deepEqual(await client.request("process/read", { processId: "p", _meta: meta }), {
+    echo: "process/read",
+    params: { processId: "p", _meta: meta },
+  });
+  await client.close();
 });
 
 test("close shuts the server down and reports its exit code", async () => {

@@ -128,12 +128,51 @@ static void test_names_and_tables(void **state) {
       assert_true(strcmp(named[i]->name, named[j]->name) != 0);
 }
 
+/* proto_wire_params: every client request's params gain an optional _meta
+ * (RequestMeta, whose other members are allowed); nothing else changes. */
+static void test_wire_params_meta(void **state) {
+  (void)state;
+  for (const proto_method *m = proto_methods; m->name; m++) {
+    proto_type wire;
+    proto_field fields[PROTO_WIRE_FIELDS_MAX];
+    const proto_type *p = proto_wire_params(m, &wire, fields, PROTO_WIRE_FIELDS_MAX);
+    if (m->dir != PD_CLIENT_REQUEST) {
+      assert_ptr_equal(p, m->params);
+      continue;
+    }
+    assert_ptr_equal(p, &wire);
+    assert_int_equal(p->kind, PK_OBJECT);
+    assert_null(p->name);
+    size_t n = 0, own = 0;
+    while (p->fields[n].name)
+      n++;
+    while (m->params && m->params->fields[own].name)
+      own++;
+    assert_int_equal(n, own + 1);
+    assert_string_equal(p->fields[own].name, PROTO_META_FIELD);
+    assert_ptr_equal(p->fields[own].type, &proto_t_request_meta);
+    assert_false(p->fields[own].required);
+    json_t *v = json_pack("{s:{s:s,s:i}}", "_meta", "traceparent", "x", "other", 1);
+    proto_violation out;
+    /* other required fields may be missing here; _meta itself is fine */
+    if (!proto_validate(p, v, "params", &out) && strncmp(out.path, "params._meta", 12) == 0)
+      fail_msg("%s: %s", m->name, out.message);
+    json_decref(v);
+  }
+  json_t *bad = json_pack("{s:i}", "traceparent", 1);
+  proto_violation out;
+  assert_false(proto_validate(&proto_t_request_meta, bad, "params._meta", &out));
+  assert_string_equal(out.path, "params._meta.traceparent");
+  json_decref(bad);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spawn),
       cmocka_unit_test(test_policies),
       cmocka_unit_test(test_messages_name_the_problem),
       cmocka_unit_test(test_names_and_tables),
+      cmocka_unit_test(test_wire_params_meta),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
