@@ -21,8 +21,16 @@ const rpc_handler warden_handlers[] = {
     {NULL, NULL},
 };
 
-int handlers_start(warden_server *s) { return process_handlers_start(s); }
+int handlers_start(warden_server *s) {
+  int rc = process_handlers_start(s);
+  if (rc == 0)
+    rc = approvals_handlers_start(s);
+  return rc;
+}
 
 void handlers_stop(warden_server *s) { process_handlers_stop(s); }
 
-void handlers_free(warden_server *s) { process_handlers_free(s); }
+void handlers_free(warden_server *s) {
+  approvals_handlers_free(s);
+  process_handlers_free(s);
+}

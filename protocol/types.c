@@ -344,7 +344,10 @@ OBJECT(t_transform_result, f_transform_result, .name = "PolicyTransformResult");
 
 FIELDS(f_readiness, {"status", &t_readiness, true, NULL},
        {"setupVersion", &t_uint, true, "The setup version this server writes."},
-       {"features", &t_features, true, NULL});
+       {"features", &t_features, true, NULL},
+       {"warnings", &t_string_list, true,
+        "Problems found without failing: e.g. a bad line of the network-rules file (with its "
+        "line number), which was skipped."});
 OBJECT(t_readiness_result, f_readiness, .name = "SandboxReadinessResult");
 FIELDS(f_setup, {"cwd", &t_abs_path, false, NULL});
 OBJECT(t_setup_params, f_setup, .name = "SandboxSetupParams");

@@ -25,6 +25,7 @@ typedef struct warden_server {
   int exit_code;
   uv_signal_t sigterm, sigint;
   struct handler_state *handlers; /* owned by handlers/ */
+  struct approvals *approvals;    /* network approvals (handlers/approvals.c) */
 } warden_server;
 
 /* Start the orderly shutdown: terminate every process, flush stdout, stop the

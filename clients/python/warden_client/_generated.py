@@ -403,6 +403,9 @@ class SandboxReadinessResult(TypedDict):
     #: The setup version this server writes.
     setupVersion: int
     features: SandboxFeatures
+    #: Problems found without failing: e.g. a bad line of the network-rules
+    #: file (with its line number), which was skipped.
+    warnings: List[str]
 
 
 class SandboxSetupParams(TypedDict, total=False):

@@ -6,4 +6,6 @@ export type SandboxReadinessResult = {
   /** The setup version this server writes. */
   setupVersion: number;
   features: SandboxFeatures;
+  /** Problems found without failing: e.g. a bad line of the network-rules file (with its line number), which was skipped. */
+  warnings: Array<string>;
 };
