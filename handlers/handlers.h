@@ -66,11 +66,20 @@ int process_spawn_internal(warden_server *s, char *const *argv, const char *cwd,
 
 /* Proxy mode, once the spawn is reported started: receive the listeners the
  * supervisor created inside the sandbox's network namespace from *chan
- * (closed and set to -1) and serve them. No-op when *chan < 0. A failure
- * leaves the command with listeners nobody serves: its connections fail,
- * nothing gets out. */
-struct netstub;
-int handlers_proxy_serve(uv_loop_t *loop, int *chan, struct netstub **out);
+ * (closed and set to -1) and serve them with the egress proxy, reporting
+ * owner (the processId; must outlive the listeners) with every decision.
+ * No-op when *chan < 0. A failure leaves the command with listeners nobody
+ * serves: its connections fail, nothing gets out. (network.c) */
+int handlers_proxy_serve(warden_server *s, int *chan, const char *owner);
+/* Close the listeners and connections of that owner. */
+void handlers_proxy_close(warden_server *s, const char *owner);
+
+/* network.c: the egress proxy engine and the network family. */
+int network_handlers_start(warden_server *s);
+void network_handlers_free(warden_server *s);
+void handle_network_policy_get(void *s, rpc_request *req, json_t *params);
+void handle_network_policy_set(void *s, rpc_request *req, json_t *params);
+void handle_network_blocked_list(void *s, rpc_request *req, json_t *params);
 
 /* The policy context for resolving a policy in this server (policy.c). */
 void handlers_policy_context(warden_server *s, policy_context *ctx);

@@ -10,11 +10,10 @@ void handlers_policy_context(warden_server *s, policy_context *ctx) {
   ctx->home = getenv("HOME");
   ctx->tmpdir = getenv("TMPDIR");
   ctx->features = *server_features(s);
-  /* The egress proxy is not part of this build yet: networkAccess:false means
-   * no network at all (mode none). An explicit mode "proxy" runs with the
-   * proxy's listeners in place, served by a stand-in that refuses every
-   * request (server/netstub.c). */
-  ctx->proxy_available = false;
+  /* The egress proxy (server/netproxy) serves every proxy-mode sandbox's
+   * listeners: networkAccess:false means network mode "proxy", so what the
+   * network policy allows is reachable through it and nothing else. */
+  ctx->proxy_available = true;
   ctx->proxy_listeners = true;
 }
 

@@ -2,7 +2,6 @@
  * process/output and process/exited notifications. */
 #include "handlers/handlers.h"
 #include "server/base64.h"
-#include "server/netstub.h"
 #include "server/envpolicy.h"
 #include "server/log.h"
 #include "server/sandbox/sandbox.h"
@@ -34,7 +33,7 @@ typedef struct proc_data {
   rpc_request *spawn_req;
   sandbox_spec *spec;
   int proxy_chan;    /* proxy mode: where the supervisor sends the listeners, else -1 */
-  netstub *proxy;    /* serves them */
+  char *proxy_owner; /* proxy mode: the processId the proxy reports (owned) */
   char *id_json; /* processId as a quoted JSON string, for the hot path */
   size_t id_json_len;
   char backend[16];
@@ -52,7 +51,8 @@ typedef struct proc_data {
 static void free_proc_data(proc_data *pd) {
   if (!pd)
     return;
-  netstub_close(pd->proxy);
+  handlers_proxy_close(pd->s, pd->proxy_owner);
+  free(pd->proxy_owner);
   if (pd->proxy_chan >= 0)
     close(pd->proxy_chan);
   if (pd->spec) {
@@ -228,7 +228,11 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   exec_proc_set_data(proc, pd);
-  int rc = handlers_proxy_serve(s->loop, &pd->proxy_chan, &pd->proxy);
+  int rc = 0;
+  if (pd->proxy_chan >= 0 && !(pd->proxy_owner = strdup(exec_proc_id(proc))))
+    rc = -ENOMEM;
+  if (rc == 0)
+    rc = handlers_proxy_serve(s, &pd->proxy_chan, pd->proxy_owner);
   if (rc < 0)
     LOGE("process", "%s: proxy listeners: %s", exec_proc_id(proc), strerror(-rc));
   json_t *result = json_pack("{s:s,s:i,s:{s:b,s:s,s:s}}", "processId", exec_proc_id(proc), "pid",
@@ -610,20 +614,6 @@ void handle_process_list(void *server, rpc_request *req, json_t *params) {
   json_t *arr = json_array();
   exec_engine_each(s->exec, list_one, arr);
   rpc_respond(req, json_pack("{s:o}", "processes", arr));
-}
-
-/* ---- the proxy's listeners ---- */
-
-int handlers_proxy_serve(uv_loop_t *loop, int *chan, netstub **out) {
-  if (*chan < 0)
-    return 0;
-  int fds[2];
-  int rc = sandbox_proxy_receive(*chan, fds);
-  if (rc == 0)
-    rc = netstub_start(loop, fds[0], fds[1], out);
-  close(*chan);
-  *chan = -1;
-  return rc;
 }
 
 /* ---- processes warden runs for itself ---- */

@@ -7,7 +7,6 @@
 #include "handlers/handlers.h"
 #include "protocol/protocol.h"
 #include "server/envpolicy.h"
-#include "server/netstub.h"
 #include "server/sandbox/sandbox.h"
 
 #include <errno.h>
@@ -24,7 +23,6 @@ extern char **environ;
 typedef struct run_ctx {
   warden_server *s;
   int proxy_chan; /* proxy mode: the listeners arrive here, else -1 */
-  netstub *proxy;
   exec_proc *proc;
   int status;
   bool tty;
@@ -132,7 +130,7 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
     return;
   }
   c->proc = proc;
-  int rc = handlers_proxy_serve(c->s->loop, &c->proxy_chan, &c->proxy);
+  int rc = handlers_proxy_serve(c->s, &c->proxy_chan, "run");
   if (rc < 0)
     fprintf(stderr, "warden run: proxy listeners: %s\n", strerror(-rc));
   /* Input starts only now: nothing read from stdin can arrive before there
@@ -295,6 +293,8 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
   exec_callbacks cb = {.ctx = c, .on_spawned = on_spawned, .on_output = on_output,
                        .on_exit = on_proc_exit};
   rc = exec_engine_new(s->loop, &eo, &cb, &s->exec);
+  if (rc == 0 && c->proxy_chan >= 0)
+    rc = network_handlers_start(s); /* the egress proxy, with the config's policy */
   char **envp = envpolicy_build(environ, NULL, NULL, spec ? sandbox_spec_env(spec) : NULL);
   struct winsize ws = {.ws_row = 24, .ws_col = 80};
   if (c->tty)
@@ -353,13 +353,14 @@ int handlers_run_command(warden_server *s, int argc, char **argv) {
   if (c->have_termios)
     tcsetattr(0, TCSANOW, &c->saved);
   stop_input(c);
-  netstub_close(c->proxy);
+  handlers_proxy_close(c->s, "run");
   if (c->proxy_chan >= 0)
     close(c->proxy_chan);
   if (c->proc && c->done) {
     exec_proc_release(c->proc); /* nothing to retain: its exit is known */
     c->proc = NULL;
   }
+  network_handlers_free(s);
   if (s->exec) {
     exec_engine_shutdown(s->exec, 500, engine_down, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);

@@ -16,21 +16,25 @@ const rpc_handler warden_handlers[] = {
     {"sandbox/readiness", handle_sandbox_readiness},
     {"sandbox/setup", handle_sandbox_setup},
     {"sandbox/refresh", handle_sandbox_refresh},
-    /* The network and approval families are described in protocol/ (and so in the
-     * schema) but answer -32601 until the egress proxy lands. */
+    {"network/policy/get", handle_network_policy_get},
+    {"network/policy/set", handle_network_policy_set},
+    {"network/blocked/list", handle_network_blocked_list},
     {NULL, NULL},
 };
 
 int handlers_start(warden_server *s) {
-  int rc = process_handlers_start(s);
+  int rc = approvals_handlers_start(s);
   if (rc == 0)
-    rc = approvals_handlers_start(s);
-  return rc;
+    rc = network_handlers_start(s);
+  return rc < 0 ? rc : process_handlers_start(s);
 }
 
 void handlers_stop(warden_server *s) { process_handlers_stop(s); }
 
 void handlers_free(warden_server *s) {
+  /* Approvals first: pending prompts are denied while the proxy still holds
+   * their connections. */
   approvals_handlers_free(s);
   process_handlers_free(s);
+  network_handlers_free(s);
 }

@@ -22,6 +22,10 @@ void config_free(warden_config *c) {
   json_decref(c->profiles);
   c->state_dir = NULL;
   c->default_sandbox = c->profiles = NULL;
+  json_decref(c->network);
+  c->network = NULL;
+  free(c->proxy_listen);
+  c->proxy_listen = NULL;
 }
 
 static int get_size(const char *path, const char *key, json_t *v, long long min, long long max,
@@ -31,6 +35,58 @@ static int get_size(const char *path, const char *key, json_t *v, long long min,
     return -1;
   }
   *out = (long long)json_integer_value(v);
+  return 0;
+}
+
+/* "network": {allowedDomains?, deniedDomains?, mode?, allowLocalBinding?,
+ * proxyListen?, headTimeoutMs?, idleTimeoutMs?, maxConnectionsPerProcess?}:
+ * the egress proxy's start policy (patterns are checked when it starts) and
+ * its limits. */
+static int config_network(warden_config *c, const char *path, json_t *v, char *err,
+                          size_t errlen) {
+  if (!json_is_object(v)) {
+    snprintf(err, errlen, "%s: \"network\" must be an object", path);
+    return -1;
+  }
+  const char *key;
+  json_t *f;
+  json_object_foreach(v, key, f) {
+    bool ok;
+    if (strcmp(key, "allowedDomains") == 0 || strcmp(key, "deniedDomains") == 0) {
+      ok = json_is_array(f);
+      for (size_t i = 0; ok && i < json_array_size(f); i++)
+        ok = json_is_string(json_array_get(f, i));
+    } else if (strcmp(key, "mode") == 0) {
+      ok = json_is_string(f) && (strcmp(json_string_value(f), "full") == 0 ||
+                                 strcmp(json_string_value(f), "limited") == 0);
+    } else if (strcmp(key, "allowLocalBinding") == 0) {
+      ok = json_is_boolean(f);
+    } else if (strcmp(key, "proxyListen") == 0) {
+      ok = json_is_string(f);
+    } else if (strcmp(key, "headTimeoutMs") == 0 || strcmp(key, "idleTimeoutMs") == 0 ||
+               strcmp(key, "maxConnectionsPerProcess") == 0) {
+      ok = json_is_integer(f) && json_integer_value(f) > 0 &&
+           json_integer_value(f) <= 86400000;
+    } else {
+      snprintf(err, errlen,
+               "%s: network: unknown key \"%s\" (known: allowedDomains, deniedDomains, mode, "
+               "allowLocalBinding, proxyListen, headTimeoutMs, idleTimeoutMs, "
+               "maxConnectionsPerProcess)",
+               path, key);
+      return -1;
+    }
+    if (!ok) {
+      snprintf(err, errlen, "%s: network.%s has the wrong type or value", path, key);
+      return -1;
+    }
+  }
+  json_decref(c->network);
+  c->network = json_incref(v);
+  json_t *pl = json_object_get(v, "proxyListen");
+  if (pl) {
+    free(c->proxy_listen);
+    c->proxy_listen = strdup(json_string_value(pl));
+  }
   return 0;
 }
 
@@ -95,11 +151,13 @@ int config_load_file(warden_config *c, const char *path, char *err, size_t errle
         json_decref(c->profiles);
         c->profiles = json_incref(v);
       }
+    } else if (strcmp(key, "network") == 0) {
+      rc = config_network(c, path, v, err, errlen);
     } else {
       snprintf(err, errlen,
                "%s: unknown key \"%s\" (known: maxLineBytes, retainBytes, maxInflight, "
                "shutdownGraceMs, approvalTimeoutMs, outputHighWaterBytes, stateDir, "
-               "defaultSandbox, profiles)",
+               "defaultSandbox, profiles, network)",
                path, key);
       rc = -1;
     }

@@ -17,6 +17,8 @@ typedef struct warden_config {
   char *state_dir;             /* --state-dir, "stateDir" */
   json_t *default_sandbox;     /* "defaultSandbox": SandboxPolicy, NULL: workspaceWrite */
   json_t *profiles;            /* "profiles": name -> SandboxPolicy */
+  json_t *network;             /* "network": start NetworkPolicy and proxy limits */
+  char *proxy_listen;          /* --proxy-listen, "network.proxyListen": HOST:PORT */
 } warden_config;
 
 void config_defaults(warden_config *c);

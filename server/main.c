@@ -23,6 +23,7 @@ static const char usage[] =
     "  --max-line-bytes N    longest accepted input line (default 16777216)\n"
     "  --retain-bytes N      output kept per process for process/read (default 1048576)\n"
     "  --state-dir DIR       sandbox setup state (default $XDG_STATE_HOME/warden)\n"
+    "  --proxy-listen H:P    also serve the egress proxy (HTTP and SOCKS5) on loopback H:P\n"
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
     "\n"
@@ -237,6 +238,7 @@ int main(int argc, char **argv) {
   size_t max_line = 0, retain = 0;
   bool have_max_line = false, have_retain = false;
   const char *state_dir = NULL;
+  const char *proxy_listen = NULL;
   int i = 1;
   bool run_mode = false;
   if (argc > 1 && strcmp(argv[1], "run") == 0) {
@@ -274,6 +276,12 @@ int main(int argc, char **argv) {
         return 2;
       }
       state_dir = argv[++i];
+    } else if (strcmp(a, "--proxy-listen") == 0) {
+      if (!next) {
+        fprintf(stderr, "warden: --proxy-listen needs HOST:PORT (loopback)\n");
+        return 2;
+      }
+      proxy_listen = argv[++i];
     } else if (run_mode) {
       break; /* the rest belongs to `warden run` */
     } else {
@@ -293,6 +301,10 @@ int main(int argc, char **argv) {
     s.cfg.max_line_bytes = max_line;
   if (have_retain)
     s.cfg.retain_bytes = retain;
+  if (proxy_listen) {
+    free(s.cfg.proxy_listen);
+    s.cfg.proxy_listen = strdup(proxy_listen);
+  }
   if (state_dir) {
     free(s.cfg.state_dir);
     s.cfg.state_dir = strdup(state_dir);

@@ -19,6 +19,7 @@ typedef struct warden_server {
   transport *tr;
   rpc *rpc;
   exec_engine *exec;
+  struct netproxy *netproxy; /* the egress proxy (handlers/network.c) */
   policy_features features;
   bool features_probed;
   bool shutting_down;
