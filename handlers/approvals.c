@@ -17,6 +17,7 @@
 #include "server/approvals/approvals.h"
 #include "server/approvals/rules.h"
 #include "server/log.h"
+#include "server/netproxy/netproxy.h"
 #include "server/sandbox/sandbox.h"
 
 #include <errno.h>
@@ -29,10 +30,22 @@
  * engine's, so a timeout is always reported by the engine (one reason). */
 #define APPROVAL_CALL_SLACK_MS 1000
 
+/* A proxy connection held on a prompt. */
+typedef struct held {
+  struct held *prev, *next;
+  netproxy_hold *h;
+  approval_waiter *w;
+} held;
+
+/* Held connections hashed by their hold pointer: a closing connection finds
+ * its waiter in O(1) however many wait. */
+#define HELD_BUCKETS 1024
+
 typedef struct approvals_state {
   warden_server *s;
   char *rules_path;   /* NULL: no state directory, nothing persisted */
   json_t *warnings;   /* strings: the rules file's bad lines at the last load */
+  held *held[HELD_BUCKETS];
 } approvals_state;
 
 static approvals_state g_state; /* one server per process */
@@ -208,6 +221,90 @@ json_t *handlers_approvals_rules_json(warden_server *s) {
                                          approval_proto_name(r->v[i].key.proto), "host",
                                          r->v[i].key.host, "port", (int)r->v[i].key.port));
   return out;
+}
+
+/* ---- the proxy's ask hook ---- */
+
+static size_t bucket(const netproxy_hold *h) {
+  uintptr_t x = (uintptr_t)h;
+  return (size_t)((x >> 4) ^ (x >> 14)) % HELD_BUCKETS;
+}
+
+static void held_unlink(held *x) {
+  held **head = &g_state.held[bucket(x->h)];
+  if (x->prev)
+    x->prev->next = x->next;
+  else
+    *head = x->next;
+  if (x->next)
+    x->next->prev = x->prev;
+}
+
+static void held_done(void *arg, bool allowed, const char *why) {
+  held *x = arg;
+  netproxy_hold *h = x->h;
+  held_unlink(x);
+  free(x);
+  (void)why;
+  netproxy_hold_resume(h, allowed);
+}
+
+static approval_proto proto_of(netproxy_protocol p) {
+  switch (p) {
+  case NETPROXY_HTTP:
+    return APPROVAL_HTTP;
+  case NETPROXY_HTTPS:
+    return APPROVAL_HTTPS;
+  case NETPROXY_SOCKS5_TCP:
+    return APPROVAL_SOCKS5_TCP;
+  case NETPROXY_SOCKS5_UDP:
+    return APPROVAL_SOCKS5_UDP;
+  }
+  return APPROVAL_PROTO_COUNT; /* not a key: refused */
+}
+
+void handlers_approvals_ask(warden_server *s, netproxy_hold *h, const netproxy_event *ev) {
+  if (!s->approvals) { /* warden run: nobody to ask */
+    netproxy_hold_resume(h, false);
+    return;
+  }
+  held *x = calloc(1, sizeof *x);
+  if (!x) {
+    netproxy_hold_resume(h, false);
+    return;
+  }
+  x->h = h;
+  approval_request r = {.host = ev->host, .proto = proto_of(ev->protocol), .port = ev->port,
+                        .process_id = ev->owner, .reason = ev->reason};
+  const char *why = NULL;
+  int rc = approvals_request(s->approvals, &r, held_done, x, &x->w, &why);
+  if (rc != APPROVAL_PENDING) {
+    free(x);
+    if (rc < 0)
+      LOGI("approvals", "%s:%u cannot be asked for: %s", ev->host, (unsigned)ev->port,
+           why ? why : strerror(-rc));
+    else if (rc == APPROVAL_DENIED)
+      LOGD("approvals", "%s:%u refused without a prompt: %s", ev->host, (unsigned)ev->port, why);
+    netproxy_hold_resume(h, rc == APPROVAL_ALLOWED);
+    return;
+  }
+  held **head = &g_state.held[bucket(h)];
+  x->next = *head;
+  if (*head)
+    (*head)->prev = x;
+  *head = x;
+}
+
+void handlers_approvals_hold_closed(warden_server *s, netproxy_hold *h) {
+  (void)s;
+  for (held *x = g_state.held[bucket(h)]; x; x = x->next) {
+    if (x->h == h) {
+      held_unlink(x);
+      approvals_waiter_cancel(x->w);
+      free(x);
+      return;
+    }
+  }
 }
 
 /* ---- the client ---- */

@@ -46,6 +46,13 @@ void handlers_approvals_reload(warden_server *s, json_t *warnings);
 void handlers_approvals_warnings(warden_server *s, json_t *warnings);
 /* The rules in force: [{action, protocol, host, port}]. */
 json_t *handlers_approvals_rules_json(warden_server *s);
+/* The proxy's ask hook: hold h until the prompt for its key is answered
+ * (network.c's on_ask and on_hold_closed). */
+struct netproxy_hold;
+struct netproxy_event;
+void handlers_approvals_ask(warden_server *s, struct netproxy_hold *h,
+                            const struct netproxy_event *ev);
+void handlers_approvals_hold_closed(warden_server *s, struct netproxy_hold *h);
 
 /* process.c: engine lifecycle. */
 int process_handlers_start(warden_server *s);

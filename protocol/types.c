@@ -380,6 +380,25 @@ FIELDS(f_net_policy, {"allowedDomains", &t_patterns, true, NULL},
        {"deniedDomains", &t_patterns, true, "Deny wins over allow."},
        {"mode", &t_net_policy_mode, true, NULL}, {"allowLocalBinding", &t_bool, true, NULL});
 OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy");
+ENUM(e_rule_action, "allow", "deny");
+ENUM_TYPE(t_rule_action, e_rule_action);
+FIELDS(f_net_rule, {"action", &t_rule_action, true, NULL},
+       {"protocol", &t_net_protocol, true, NULL},
+       {"host", &t_string, true, "One exact host, normalised; never a wildcard."},
+       {"port", &t_port, true, NULL});
+OBJECT(t_net_rule, f_net_rule, .name = "NetworkRule",
+       .desc = "A persisted approval rule (allowAlways, denyAlways, or a line of the state "
+               "directory's network-rules file). It answers an allow-list miss for exactly this "
+               "(host, protocol, port) without a prompt; a deny rule wins over an allow rule.");
+static const proto_type t_net_rules = {.kind = PK_ARRAY, .items = &t_net_rule};
+FIELDS(f_net_policy_state, {"allowedDomains", &t_patterns, true, NULL},
+       {"deniedDomains", &t_patterns, true, "Deny wins over allow."},
+       {"mode", &t_net_policy_mode, true, NULL}, {"allowLocalBinding", &t_bool, true, NULL},
+       {"approvalRules", &t_net_rules, true,
+        "The rules in force; network/policy/set does not change them."});
+OBJECT(t_net_policy_state, f_net_policy_state, .name = "NetworkPolicyState",
+       .desc = "NetworkPolicy as network/policy/get reports it, with the persisted approval "
+               "rules.");
 static const proto_type t_limit = {.kind = PK_INT, .has_min = true, .min = 1, .has_max = true,
                                    .max = 200};
 FIELDS(f_blocked, {"limit", &t_limit, false, NULL});
@@ -444,7 +463,7 @@ const proto_method proto_methods[] = {
     {"sandbox/setupCompleted", PD_SERVER_NOTIFICATION, &t_setup_done, NULL, NULL},
     {"sandbox/refresh", PD_CLIENT_REQUEST, &t_refresh_params, &t_refresh_result,
      "Re-applies what setup applied for a new cwd or policy, without elevating; idempotent."},
-    {"network/policy/get", PD_CLIENT_REQUEST, NULL, &t_net_policy, NULL},
+    {"network/policy/get", PD_CLIENT_REQUEST, NULL, &t_net_policy_state, NULL},
     {"network/policy/set", PD_CLIENT_REQUEST, &t_net_policy, &t_empty,
      "Live: open tunnels stay up."},
     {"network/blocked/list", PD_CLIENT_REQUEST, &t_blocked_params, &t_blocked_result, NULL},

@@ -442,6 +442,40 @@ class SandboxRefreshResult(TypedDict):
     warnings: List[str]
 
 
+NetworkProtocol = Literal["http", "https", "socks5Tcp", "socks5Udp"]
+
+
+class NetworkRule(TypedDict):
+    """A persisted approval rule (allowAlways, denyAlways, or a line of the
+    state directory's network-rules file). It answers an allow-list miss
+    for exactly this (host, protocol, port) without a prompt; a deny rule
+    wins over an allow rule.
+    """
+    action: Literal["allow", "deny"]
+    protocol: NetworkProtocol
+    #: One exact host, normalised; never a wildcard.
+    host: str
+    port: int
+
+
+class NetworkPolicyState(TypedDict):
+    """NetworkPolicy as network/policy/get reports it, with the persisted
+    approval rules.
+    """
+    #: example.com exact, *.example.com subdomains only, **.example.com apex
+    #: and subdomains.
+    allowedDomains: List[str]
+    #: Deny wins over allow.
+    deniedDomains: List[str]
+    mode: Literal["full", "limited"]
+    allowLocalBinding: bool
+    #: The rules in force; network/policy/set does not change them.
+    approvalRules: List[NetworkRule]
+
+
+NetworkPolicyGetResult = NetworkPolicyState
+
+
 class NetworkPolicy(TypedDict):
     #: example.com exact, *.example.com subdomains only, **.example.com apex
     #: and subdomains.
@@ -452,9 +486,6 @@ class NetworkPolicy(TypedDict):
     allowLocalBinding: bool
 
 
-NetworkPolicyGetResult = NetworkPolicy
-
-
 NetworkPolicySetParams = NetworkPolicy
 
 
@@ -463,9 +494,6 @@ NetworkPolicySetResult = EmptyResult
 
 class NetworkBlockedListParams(TypedDict, total=False):
     limit: int
-
-
-NetworkProtocol = Literal["http", "https", "socks5Tcp", "socks5Udp"]
 
 
 class NetworkDecision(TypedDict):

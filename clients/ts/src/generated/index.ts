@@ -47,11 +47,13 @@ export type { SandboxSetupCompletedNotification } from "./SandboxSetupCompletedN
 export type { SetupStep } from "./SetupStep";
 export type { SandboxRefreshParams } from "./SandboxRefreshParams";
 export type { SandboxRefreshResult } from "./SandboxRefreshResult";
+export type { NetworkPolicyState } from "./NetworkPolicyState";
+export type { NetworkRule } from "./NetworkRule";
+export type { NetworkProtocol } from "./NetworkProtocol";
 export type { NetworkPolicy } from "./NetworkPolicy";
 export type { NetworkBlockedListParams } from "./NetworkBlockedListParams";
 export type { NetworkBlockedListResult } from "./NetworkBlockedListResult";
 export type { NetworkDecision } from "./NetworkDecision";
-export type { NetworkProtocol } from "./NetworkProtocol";
 export type { ApprovalNetworkParams } from "./ApprovalNetworkParams";
 export type { ApprovalNetworkResult } from "./ApprovalNetworkResult";
 export type { ApprovalDecision } from "./ApprovalDecision";
