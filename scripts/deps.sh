@@ -3,7 +3,8 @@
 # what is already there. apt runs through sudo when not root.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config python3 libjansson-dev libuv1-dev
-      libcurl4-openssl-dev libseccomp-dev libcmocka-dev iproute2)
+      libcurl4-openssl-dev libseccomp-dev libcmocka-dev iproute2
+      libhttp-parser-dev curl openssl)
 # Node may come from elsewhere than Debian (nvm, a tarball): any node+npm on PATH will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   pkgs+=(nodejs npm)

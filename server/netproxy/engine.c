@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 #define NP_LINGER_MS 2000 /* reading and dropping after the last answer */
+#define NP_IN_FIRST 4096  /* client input buffer: first size */
+#define NP_IN_MAX (NETPROXY_MAX_HEAD + 16 * 1024) /* and its largest */
 
 struct np_listener {
   uv_tcp_t tcp;
   netproxy *np;
   void *owner;
   np_listener *next;
+  bool own_netns; /* bound by warden itself: UDP relays can live next to it */
 };
 
 typedef struct np_hist {
@@ -73,6 +76,8 @@ static void conn_free(np_conn *c) {
   free(c->scratch_c);
   free(c->scratch_u);
   free(c->req_settings);
+  free(c->req_head);
+  free(c->scratch_c_head);
   free(c->dir[0].buf);
   free(c->dir[1].buf);
   free(c);
@@ -114,6 +119,10 @@ void np_conn_close(np_conn *c) {
     free(h);
   }
   np_dial_abort(c);
+  np_udp_close(c->udp);
+  c->udp = NULL;
+  np_splice_close(c->splice);
+  c->splice = NULL;
   np_handle_close(c, (uv_handle_t *)c->client);
   np_handle_close(c, (uv_handle_t *)c->up);
   np_handle_close(c, (uv_handle_t *)c->timer);
@@ -246,8 +255,20 @@ const netproxy_policy *np_policy(const np_conn *c) { return &c->np->policy; }
 static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   np_conn *c = h->data;
   (void)suggested;
+  /* Small first (most heads and SOCKS5 handshakes are short), doubled up to
+   * the head limit plus room for the start of a body. Spans into it are
+   * offsets, and nothing points into it while it can move: it only grows
+   * between reads, never while a write from it is pending. */
+  if (c->in && c->in_len >= c->in_cap && c->in_cap < NP_IN_MAX) {
+    size_t cap = c->in_cap * 2 < NP_IN_MAX ? c->in_cap * 2 : NP_IN_MAX;
+    char *p = realloc(c->in, cap);
+    if (p) {
+      c->in = p;
+      c->in_cap = cap;
+    }
+  }
   if (!c->in) {
-    c->in_cap = NETPROXY_MAX_HEAD + 16 * 1024;
+    c->in_cap = NP_IN_FIRST;
     c->in = malloc(c->in_cap);
   }
   if (!c->in || c->in_len >= c->in_cap) {
@@ -334,6 +355,7 @@ static void on_connection(uv_stream_t *server, int status) {
   c->np = np;
   c->l = l;
   c->owner = l->owner;
+  c->udp_ok = l->own_netns;
   c->next = np->conns;
   if (np->conns)
     np->conns->prev = c;
@@ -427,7 +449,10 @@ int netproxy_listen_addr(netproxy *np, const char *host, int port, void *owner, 
     *bound = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
                                           : ((struct sockaddr_in6 *)&b)->sin6_port);
   }
-  return netproxy_listen_fd(np, fd, owner);
+  int rc = netproxy_listen_fd(np, fd, owner);
+  if (rc == 0)
+    np->listeners->own_netns = true;
+  return rc;
 }
 
 void netproxy_close_owner(netproxy *np, void *owner) {
@@ -577,7 +602,9 @@ static void hold_check(np_conn *c) {
 
 void np_decide(np_conn *c, np_decided_fn done) {
   const netproxy_policy *p = &c->np->policy;
-  c->host_listed_exactly = np_policy_names_exactly(p, c->host);
+  /* Only a local literal (an IP, localhost) named exactly skips the address
+   * check: a host name is checked on what it resolves to, always. */
+  c->host_listed_exactly = np_host_local_literal(c->host) && np_policy_names_exactly(p, c->host);
   switch (np_policy_eval(p, c->host)) {
   case NP_BASE_DENIED:
     done(c, NETPROXY_DENY, "denied", "baseline_policy");

@@ -384,6 +384,8 @@ static void exchange_done(np_conn *c) {
   }
   c->uin_len = c->uin_used = 0;
   resp_reset(c);
+  if (c->up) /* watch the idle upstream: its close is noticed, not found later */
+    uv_read_start((uv_stream_t *)c->up, up_alloc, up_read);
   next_exchange(c);
 }
 
@@ -589,6 +591,8 @@ static void flush_up(np_conn *c) {
 static void body_step(np_conn *c) {
   for (;;) {
     size_t avail = c->in_len - c->in_used;
+    if (!avail) /* (a zero-length execute would mean EOF to the parser) */
+      break;
     if ((HTTP_PARSER_ERRNO(&c->reqp) == HPE_PAUSED))
       http_parser_pause(&c->reqp, 0);
     size_t n = http_parser_execute(&c->reqp, &req_settings, c->in + c->in_used, avail);
@@ -624,10 +628,7 @@ static void send_head(np_conn *c) {
   iov_add(c, true, c->req_head, c->req_head_len);
   c->state = H_BODY;
   c->req_done = false;
-  if (!c->up_reading) {
-    c->up_reading = true;
-    uv_read_start((uv_stream_t *)c->up, up_alloc, up_read);
-  }
+  uv_read_start((uv_stream_t *)c->up, up_alloc, up_read);
   body_step(c);
 }
 
@@ -654,9 +655,7 @@ static void dialed(np_conn *c, int err) {
     c->state = H_TUNNEL;
     np_timer_stop(c);
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    if (np_write(c, c->client, ok, sizeof ok - 1, false) < 0)
-      return;
-    np_relay_start(c);
+    np_relay_start(c, ok, sizeof ok - 1);
     return;
   }
   snprintf(c->up_host, sizeof c->up_host, "%s", c->host);
@@ -855,6 +854,11 @@ static void feed_req(np_conn *c) {
       return;
     }
     if (c->rq.done) {
+      if (c->in_used > NETPROXY_MAX_HEAD) {
+        answer_text(c, 431, "Request Header Fields Too Large",
+                    "warden proxy: the request head is larger than the proxy accepts%s", NULL);
+        return;
+      }
       process_head(c);
       return;
     }

@@ -64,6 +64,8 @@ struct netproxy_hold {
 };
 
 typedef struct np_dns np_dns;
+typedef struct np_udp np_udp;
+typedef struct np_splice np_splice;
 typedef void (*np_dialed_fn)(np_conn *c, int err);
 
 struct np_conn {
@@ -119,6 +121,9 @@ struct np_conn {
   np_dir dir[2];
   /* SOCKS5 */
   uint8_t socks_atyp;
+  bool udp_ok; /* the listener is in warden's own network namespace */
+  np_udp *udp;
+  np_splice *splice; /* a spliced tunnel owns the sockets */
 };
 
 void np_conn_close(np_conn *c);
@@ -148,9 +153,20 @@ void np_dial(np_conn *c, np_dialed_fn done);
 void np_dial_abort(np_conn *c);
 
 /* ---- relay.c ---- */
-/* Copy both ways between c->client and c->up until both sides end. Bytes
- * already read from the client (c->in[c->in_used..c->in_len]) go first. */
-void np_relay_start(np_conn *c);
+/* Send `answer` to the client (the CONNECT 200 or the SOCKS5 reply), then
+ * relay both ways between c->client and c->up until both sides end; bytes
+ * already read from the client (c->in[c->in_used..c->in_len]) go first.
+ * Spliced (splice.c) when it can be, copied otherwise. */
+void np_relay_start(np_conn *c, const char *answer, size_t len);
+
+/* ---- splice.c ---- */
+int np_splice_start(np_conn *c);
+void np_splice_close(np_splice *s);
+
+/* ---- udp.c ---- */
+/* Open the UDP relay of a SOCKS5 UDP ASSOCIATE next to c's listener. */
+int np_udp_open(np_conn *c, struct sockaddr_storage *bound);
+void np_udp_close(np_udp *u);
 
 /* ---- http.c / socks5.c ---- */
 void np_http_start(np_conn *c);   /* first bytes are in c->in */

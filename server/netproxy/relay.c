@@ -114,7 +114,7 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   forward(c, d, d->buf, (size_t)nread);
 }
 
-void np_relay_start(np_conn *c) {
+static void copy_start(np_conn *c) {
   c->dir[0].from = c->client;
   c->dir[0].to = c->up;
   c->dir[1].from = c->up;
@@ -145,4 +145,41 @@ void np_relay_start(np_conn *c) {
     pass_eof(c, &c->dir[0]);
   }
   uv_read_start((uv_stream_t *)c->up, relay_alloc, relay_read);
+}
+
+void np_relay_start(np_conn *c, const char *answer, size_t len) {
+  /* The answer and any early bytes go out now if the sockets take them
+   * whole (they nearly always do: a few bytes into empty buffers); then the
+   * tunnel is spliced. Otherwise the copying relay does the rest. */
+  uv_buf_t b = uv_buf_init((char *)answer, (unsigned)len);
+  int n = uv_try_write((uv_stream_t *)c->client, &b, 1);
+  if (n < 0 && n != UV_EAGAIN) {
+    np_conn_close(c);
+    return;
+  }
+  if (n < 0)
+    n = 0;
+  if ((size_t)n < len) {
+    if (np_write(c, c->client, answer + n, len - (size_t)n, false) == 0)
+      copy_start(c);
+    return;
+  }
+  size_t early = c->in_len - c->in_used;
+  if (early) {
+    b = uv_buf_init(c->in + c->in_used, (unsigned)early);
+    n = uv_try_write((uv_stream_t *)c->up, &b, 1);
+    if (n > 0)
+      c->in_used += (size_t)n;
+    if ((size_t)(n > 0 ? n : 0) < early) {
+      copy_start(c);
+      return;
+    }
+  }
+  if (c->client_eof || np_splice_start(c) < 0)
+    copy_start(c);
+  else {
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_used = c->in_cap = 0;
+  }
 }

@@ -1,7 +1,7 @@
 /* SOCKS5 (RFC 1928), no authentication: CONNECT to an IPv4, IPv6 or domain
  * name target, decided like any other request (protocol socks5Tcp). A
- * refusal is reply 0x02 ("connection not allowed by ruleset"); BIND and UDP
- * ASSOCIATE are answered 0x07 (command not supported). */
+ * refusal is reply 0x02 ("connection not allowed by ruleset"); BIND is
+ * answered 0x07 (command not supported). UDP ASSOCIATE: udp.c. */
 #include "server/netproxy/np_int.h"
 
 #include <arpa/inet.h>
@@ -63,9 +63,7 @@ static void dialed(np_conn *c, int err) {
     memcpy(r + 8, &((struct sockaddr_in *)&ss)->sin_port, 2);
   }
   c->state = S_DONE;
-  if (np_write(c, c->client, r, n, false) < 0)
-    return;
-  np_relay_start(c);
+  np_relay_start(c, r, n);
 }
 
 static void decided(np_conn *c, netproxy_verdict v, const char *reason, const char *source) {
@@ -77,6 +75,43 @@ static void decided(np_conn *c, netproxy_verdict v, const char *reason, const ch
     return;
   }
   np_dial(c, dialed);
+}
+
+/* UDP ASSOCIATE: a relay next to the listener, for as long as this
+ * connection stays open (udp.c). */
+static void udp_associate(np_conn *c) {
+  if (!c->udp_ok) {
+    reply(c, REP_CMD, true);
+    return;
+  }
+  if (np_policy(c)->limited) {
+    snprintf(c->host, sizeof c->host, "*");
+    c->port = 0;
+    c->proto = NETPROXY_SOCKS5_UDP;
+    c->method[0] = 0;
+    np_report(c, NETPROXY_DENY, "method_not_allowed", "mode_guard");
+    reply(c, REP_RULESET, true);
+    return;
+  }
+  struct sockaddr_storage ss;
+  if (np_udp_open(c, &ss) < 0) {
+    reply(c, REP_FAIL, true);
+    return;
+  }
+  char r[22] = {5, 0, 0, 1};
+  size_t n = 10;
+  if (ss.ss_family == AF_INET6) {
+    r[3] = 4;
+    memcpy(r + 4, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    memcpy(r + 20, &((struct sockaddr_in6 *)&ss)->sin6_port, 2);
+    n = 22;
+  } else {
+    memcpy(r + 4, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    memcpy(r + 8, &((struct sockaddr_in *)&ss)->sin_port, 2);
+  }
+  c->state = S_DONE;
+  np_timer_stop(c);
+  np_write(c, c->client, r, n, false); /* the control connection stays open */
 }
 
 /* 0 handled, 1 need more bytes. */
@@ -100,7 +135,12 @@ static int parse_request(np_conn *c) {
   }
   if (len < need)
     return 1;
-  if (b[1] != 1) { /* only CONNECT */
+  if (b[1] == 3) {
+    c->in_used += need;
+    udp_associate(c);
+    return 0;
+  }
+  if (b[1] != 1) { /* BIND */
     reply(c, REP_CMD, true);
     return 0;
   }

@@ -134,7 +134,8 @@ def test_transform_round_trips_and_refusals():
                 assert a == b, (legacy, sp, back)
             # A read-only carveout inside a writable root has no legacy form.
             r = s.request("policy/transform", {"cwd": t.w, "to": "legacy", "sandbox": split(
-                [(":root", "read"), (":cwd", "write"), (os.path.join(t.w, "docs"), "read")])})
+                [(":root", "read"), (":cwd", "write"), (os.path.join(t.w, "docs"), "read")],
+                mode="proxy")})
             e = r["error"]
             assert e["code"] == -32602 and e["data"]["path"].startswith(
                 "params.sandbox.fileSystem.entries[2]"), e

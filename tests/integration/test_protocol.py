@@ -87,8 +87,8 @@ def test_method_not_found_and_unbuilt_methods():
     with Server() as s:
         r = s.request("nope/nothing")
         assert r["error"]["code"] == -32601 and "nope/nothing" in r["error"]["message"]
-        # Described in the protocol (the schema has it) but not built yet.
-        r = s.request("network/policy/get")
+        # Described in the protocol (the schema has it) but not a client method.
+        r = s.request("approval/network", {})
         assert r["error"]["code"] == -32601
 
 
