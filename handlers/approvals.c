@@ -245,7 +245,8 @@ static void held_done(void *arg, bool allowed, const char *why) {
   netproxy_hold *h = x->h;
   held_unlink(x);
   free(x);
-  (void)why;
+  if (!allowed)
+    LOGD("approvals", "held request refused: %s", why ? why : "?");
   netproxy_hold_resume(h, allowed);
 }
 
@@ -283,6 +284,9 @@ void handlers_approvals_ask(warden_server *s, netproxy_hold *h, const netproxy_e
     if (rc < 0)
       LOGI("approvals", "%s:%u cannot be asked for: %s", ev->host, (unsigned)ev->port,
            why ? why : strerror(-rc));
+    else if (rc == APPROVAL_DENIED && (strcmp(why, APPROVAL_REASON_PROMPTS_FULL) == 0 ||
+                                       strcmp(why, APPROVAL_REASON_WAITERS_FULL) == 0))
+      LOGW("approvals", "%s:%u refused: %s", ev->host, (unsigned)ev->port, why);
     else if (rc == APPROVAL_DENIED)
       LOGD("approvals", "%s:%u refused without a prompt: %s", ev->host, (unsigned)ev->port, why);
     netproxy_hold_resume(h, rc == APPROVAL_ALLOWED);

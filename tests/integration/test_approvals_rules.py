@@ -35,6 +35,9 @@ def test_bad_lines_reported_and_skipped():
             assert w[1].startswith(path + " line 4: expected 4 fields"), w
             assert w[2].startswith(path + " line 6: wildcards are not allowed"), w
             assert all(x.endswith("line skipped") for x in w), w
+            # The good line and its duplicate make one rule; nothing wider came in.
+            assert s.call("network/policy/get")["approvalRules"] == [
+                {"action": "allow", "protocol": "https", "host": "api.example.com", "port": 443}]
             # The file itself is left as it was.
             with open(path) as f:
                 assert f.read() == RULES
@@ -55,6 +58,8 @@ def test_refresh_reloads():
             r = s.call("sandbox/refresh", {"cwd": work, "sandbox": {"type": "readOnly"}})
             w = warnings_for(r["warnings"], path)
             assert len(w) == 1 and " line 2: wildcards" in w[0], r
+            assert [x["host"] for x in s.call("network/policy/get")["approvalRules"]] == \
+                ["ok.example"]
             r = s.call("sandbox/readiness")
             assert warnings_for(r["warnings"], path) == w, r
             # Fixed file: the warning goes away on the next refresh.
