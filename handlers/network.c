@@ -165,7 +165,11 @@ void handle_network_policy_get(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
   (void)params;
   json_t *r = policy_json(netproxy_get_policy(s->netproxy));
-  json_object_set_new(r, "approvalRules", handlers_approvals_rules_json(s));
+  json_t *rules = handlers_approvals_rules_json(s);
+  if (json_array_size(rules))
+    json_object_set_new(r, "approvalRules", rules);
+  else
+    json_decref(rules);
   rpc_respond(req, r);
 }
 

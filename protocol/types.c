@@ -376,10 +376,6 @@ static const proto_type t_patterns = {
     .items = &t_name,
     .desc = "example.com exact, *.example.com subdomains only, **.example.com apex and "
             "subdomains."};
-FIELDS(f_net_policy, {"allowedDomains", &t_patterns, true, NULL},
-       {"deniedDomains", &t_patterns, true, "Deny wins over allow."},
-       {"mode", &t_net_policy_mode, true, NULL}, {"allowLocalBinding", &t_bool, true, NULL});
-OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy");
 ENUM(e_rule_action, "allow", "deny");
 ENUM_TYPE(t_rule_action, e_rule_action);
 FIELDS(f_net_rule, {"action", &t_rule_action, true, NULL},
@@ -391,14 +387,14 @@ OBJECT(t_net_rule, f_net_rule, .name = "NetworkRule",
                "directory's network-rules file). It answers an allow-list miss for exactly this "
                "(host, protocol, port) without a prompt; a deny rule wins over an allow rule.");
 static const proto_type t_net_rules = {.kind = PK_ARRAY, .items = &t_net_rule};
-FIELDS(f_net_policy_state, {"allowedDomains", &t_patterns, true, NULL},
+FIELDS(f_net_policy, {"allowedDomains", &t_patterns, true, NULL},
        {"deniedDomains", &t_patterns, true, "Deny wins over allow."},
        {"mode", &t_net_policy_mode, true, NULL}, {"allowLocalBinding", &t_bool, true, NULL},
-       {"approvalRules", &t_net_rules, true,
-        "The rules in force; network/policy/set does not change them."});
-OBJECT(t_net_policy_state, f_net_policy_state, .name = "NetworkPolicyState",
-       .desc = "NetworkPolicy as network/policy/get reports it, with the persisted approval "
-               "rules.");
+       {"approvalRules", &t_net_rules, false,
+        "network/policy/get: the persisted approval rules in force, absent when there are none. "
+        "network/policy/set ignores it (rules change through approvals and the network-rules "
+        "file), so a policy read with get can be set again as it is."});
+OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy");
 static const proto_type t_limit = {.kind = PK_INT, .has_min = true, .min = 1, .has_max = true,
                                    .max = 200};
 FIELDS(f_blocked, {"limit", &t_limit, false, NULL});
@@ -463,7 +459,7 @@ const proto_method proto_methods[] = {
     {"sandbox/setupCompleted", PD_SERVER_NOTIFICATION, &t_setup_done, NULL, NULL},
     {"sandbox/refresh", PD_CLIENT_REQUEST, &t_refresh_params, &t_refresh_result,
      "Re-applies what setup applied for a new cwd or policy, without elevating; idempotent."},
-    {"network/policy/get", PD_CLIENT_REQUEST, NULL, &t_net_policy_state, NULL},
+    {"network/policy/get", PD_CLIENT_REQUEST, NULL, &t_net_policy, NULL},
     {"network/policy/set", PD_CLIENT_REQUEST, &t_net_policy, &t_empty,
      "Live: open tunnels stay up."},
     {"network/blocked/list", PD_CLIENT_REQUEST, &t_blocked_params, &t_blocked_result, NULL},

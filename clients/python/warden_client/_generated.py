@@ -458,10 +458,7 @@ class NetworkRule(TypedDict):
     port: int
 
 
-class NetworkPolicyState(TypedDict):
-    """NetworkPolicy as network/policy/get reports it, with the persisted
-    approval rules.
-    """
+class _NetworkPolicyRequired(TypedDict):
     #: example.com exact, *.example.com subdomains only, **.example.com apex
     #: and subdomains.
     allowedDomains: List[str]
@@ -469,21 +466,17 @@ class NetworkPolicyState(TypedDict):
     deniedDomains: List[str]
     mode: Literal["full", "limited"]
     allowLocalBinding: bool
-    #: The rules in force; network/policy/set does not change them.
+
+
+class NetworkPolicy(_NetworkPolicyRequired, total=False):
+    #: network/policy/get: the persisted approval rules in force, absent when
+    #: there are none. network/policy/set ignores it (rules change through
+    #: approvals and the network-rules file), so a policy read with get can be
+    #: set again as it is.
     approvalRules: List[NetworkRule]
 
 
-NetworkPolicyGetResult = NetworkPolicyState
-
-
-class NetworkPolicy(TypedDict):
-    #: example.com exact, *.example.com subdomains only, **.example.com apex
-    #: and subdomains.
-    allowedDomains: List[str]
-    #: Deny wins over allow.
-    deniedDomains: List[str]
-    mode: Literal["full", "limited"]
-    allowLocalBinding: bool
+NetworkPolicyGetResult = NetworkPolicy
 
 
 NetworkPolicySetParams = NetworkPolicy
@@ -862,6 +855,7 @@ class RequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            approval_rules: Optional[List[NetworkRule]] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
         params = {
@@ -869,6 +863,7 @@ class RequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "approvalRules": approval_rules,
         }
         return self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))
 
@@ -1103,6 +1098,7 @@ class AsyncRequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            approval_rules: Optional[List[NetworkRule]] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
         params = {
@@ -1110,6 +1106,7 @@ class AsyncRequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "approvalRules": approval_rules,
         }
         return await self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))
 

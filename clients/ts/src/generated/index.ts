@@ -47,10 +47,9 @@ export type { SandboxSetupCompletedNotification } from "./SandboxSetupCompletedN
 export type { SetupStep } from "./SetupStep";
 export type { SandboxRefreshParams } from "./SandboxRefreshParams";
 export type { SandboxRefreshResult } from "./SandboxRefreshResult";
-export type { NetworkPolicyState } from "./NetworkPolicyState";
+export type { NetworkPolicy } from "./NetworkPolicy";
 export type { NetworkRule } from "./NetworkRule";
 export type { NetworkProtocol } from "./NetworkProtocol";
-export type { NetworkPolicy } from "./NetworkPolicy";
 export type { NetworkBlockedListParams } from "./NetworkBlockedListParams";
 export type { NetworkBlockedListResult } from "./NetworkBlockedListResult";
 export type { NetworkDecision } from "./NetworkDecision";
