@@ -91,15 +91,27 @@ def test_ports_and_protocols_are_separate_prompts():
             tunnel["status"] = connect_tunnel(w.port, "127.0.0.1", p1)
         tc = threading.Thread(target=connect, daemon=True)
         tc.start()
-        prompts = w.wait_prompts(3)
+
+        def socks():
+            s = socket.create_connection(("127.0.0.1", w.port), timeout=60)
+            s.sendall(b"\x05\x01\x00")
+            s.recv(2)
+            s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") +
+                      p1.to_bytes(2, "big"))
+            tunnel["socks"] = s.recv(10)[1]
+            s.close()
+        ts = threading.Thread(target=socks, daemon=True)
+        ts.start()
+        prompts = w.wait_prompts(4)
         time.sleep(0.3)  # nothing more comes
         keys = sorted((p["params"]["protocol"], p["params"]["port"]) for p in w.prompts())
-        assert keys == sorted([("http", p1), ("http", p2), ("https", p1)]), keys
+        assert keys == sorted([("http", p1), ("http", p2), ("https", p1), ("socks5Tcp", p1)]), keys
         for p in prompts:
             w.answer(p, "allowOnce" if p["params"]["port"] == p1 else "deny")
-        join(threads + [tc])
+        join(threads + [tc, ts])
         assert res["a"][0] == 200 and res["b"][0] == 403, res
         assert tunnel["status"].startswith("HTTP/1.1 200"), tunnel
+        assert tunnel["socks"] == 0, tunnel  # SOCKS5 reply: succeeded
 
 
 def test_host_spellings_share_one_key():
