@@ -275,28 +275,68 @@ def tunnels_per_sec(p, sink_port, seconds, threads=4):
 
 
 def get_latencies(p, http_port, n):
+    """Small GETs on one keep-alive connection; a proxy that closes the
+    client connection after each answer (tinyproxy) is reconnected, and its
+    times include the connect (the table says so)."""
     if isinstance(p, Direct):
-        s = socket.create_connection(("127.0.0.1", http_port))
+        addr = ("127.0.0.1", http_port)
         req = b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % http_port
     else:
-        s = socket.create_connection(("127.0.0.1", p.port))
+        addr = ("127.0.0.1", p.port)
         req = b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (
             http_port, http_port)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s = None
     out = []
+    reconnects = 0
     for _ in range(n):
         t0 = time.perf_counter()
-        s.sendall(req)
-        buf = b""
-        while not (b"\r\n\r\n" in buf and buf.endswith(b"ok")):
-            d = s.recv(4096)
-            if not d:
-                raise OSError("%s closed the keep-alive connection" % p.name)
-            buf += d
+        for attempt in range(2):
+            if s is None:
+                s = socket.create_connection(addr)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(req)
+            buf = b""
+            while not (b"\r\n\r\n" in buf and buf.endswith(b"ok")):
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+            if buf.endswith(b"ok"):
+                break
+            s.close()
+            s = None
+            reconnects += 1
+            t0 = time.perf_counter()
+        else:
+            raise OSError("%s did not answer" % p.name)
         out.append(time.perf_counter() - t0)
-    s.close()
+        if buf.lower().find(b"connection: close") >= 0:
+            s.close()
+            s = None
+    if s:
+        s.close()
     out.sort()
+    p.reconnects = reconnects
     return out[len(out) // 2], out[min(len(out) - 1, int(len(out) * 0.99))]
+
+
+def build_c_client(d):
+    """bench/proxy_tput.c, compiled here; None without a C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy_tput.c")
+    exe = os.path.join(d, "proxy_tput")
+    if not cc or subprocess.run([cc, "-O2", "-pthread", "-o", exe, src]).returncode != 0:
+        return None
+    return exe
+
+
+def c_measure(exe, p, mode, arg, threads=4):
+    port = 0 if isinstance(p, Direct) else p.port
+    args = [exe, mode, str(port), "0", str(arg)] + ([str(threads)] if mode == "tunnels" else [])
+    r = subprocess.run(args, capture_output=True, timeout=600)
+    if r.returncode != 0:
+        raise OSError("%s: proxy_tput %s failed" % (p.name, mode))
+    return float(r.stdout)
 
 
 def rss_kib(pid, key):
@@ -335,6 +375,9 @@ def main():
     sp, hp = sink.getsockname()[1], http.getsockname()[1]
     d = tempfile.mkdtemp(prefix="warden-proxybench-")
     proxies, skipped = [Direct()], []
+    cexe = build_c_client(d)
+    if not cexe:
+        skipped.append("no C compiler: throughput and tunnels/s measured with the Python client")
     for make in (lambda: Warden(a.warden, d), lambda: Tinyproxy(d), lambda: Squid(d)):
         try:
             proxies.append(make())
@@ -345,9 +388,15 @@ def main():
         for p in proxies:
             r = {}
             try:
-                throughput(p, sp, 16 * CHUNK)  # warm up
-                r["tput"] = max(throughput(p, sp, total) for _ in range(3 if not a.quick else 1))
-                r["tps"] = tunnels_per_sec(p, sp, secs)
+                runs = 1 if a.quick else 3
+                if cexe:  # best of `runs`: the machine may be busy with other work
+                    c_measure(cexe, p, "tput", 16 * CHUNK)  # warm up
+                    r["tput"] = max(c_measure(cexe, p, "tput", total) for _ in range(runs)) * 2**20
+                    r["tps"] = max(c_measure(cexe, p, "tunnels", secs) for _ in range(runs))
+                else:
+                    throughput(p, sp, 16 * CHUNK)  # warm up
+                    r["tput"] = max(throughput(p, sp, total) for _ in range(runs))
+                    r["tps"] = tunnels_per_sec(p, sp, secs)
                 r["p50"], r["p99"] = get_latencies(p, hp, nget)
             except Exception as e:
                 skipped.append("%s: %s" % (p.name, e))
@@ -379,6 +428,10 @@ def main():
                 ref, wr["tput"] / rr["tput"], wr["tps"] / rr["tps"], rr["p50"] / wr["p50"]))
     print("warden RSS with 500 open tunnels: peak %d KiB (VmHWM), now %d KiB, before %d KiB"
           % rss)
+    for p in proxies:
+        if getattr(p, "reconnects", 0):
+            print("note: %s closed the client connection after answers (%d reconnects);"
+                  " its GET times include a connect" % (p.name, p.reconnects))
     for s in skipped:
         print("skipped: %s" % s)
 

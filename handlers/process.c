@@ -301,6 +301,8 @@ static void on_proc_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_ex
     free_proc_data(pd);
     return;
   }
+  if (pd) /* its namespace is empty now: nothing more can come to the proxy */
+    handlers_proxy_close(s, pd->proxy_owner);
   const char *sig = info->signal ? exec_signal_name(info->signal) : NULL;
   char signum[16];
   if (info->signal && !sig) {

@@ -375,7 +375,8 @@ static const proto_type t_patterns = {
     .kind = PK_ARRAY,
     .items = &t_name,
     .desc = "example.com exact, *.example.com subdomains only, **.example.com apex and "
-            "subdomains."};
+            "subdomains, * everything (allowedDomains only), IP literals and [v6]; "
+            "case-insensitive, a trailing dot ignored."};
 ENUM(e_rule_action, "allow", "deny");
 ENUM_TYPE(t_rule_action, e_rule_action);
 FIELDS(f_net_rule, {"action", &t_rule_action, true, NULL},
@@ -389,12 +390,18 @@ OBJECT(t_net_rule, f_net_rule, .name = "NetworkRule",
 static const proto_type t_net_rules = {.kind = PK_ARRAY, .items = &t_net_rule};
 FIELDS(f_net_policy, {"allowedDomains", &t_patterns, true, NULL},
        {"deniedDomains", &t_patterns, true, "Deny wins over allow."},
-       {"mode", &t_net_policy_mode, true, NULL}, {"allowLocalBinding", &t_bool, true, NULL},
+       {"mode", &t_net_policy_mode, true,
+        "limited: only GET, HEAD and OPTIONS requests; no CONNECT or SOCKS5."},
+       {"allowLocalBinding", &t_bool, true,
+        "Allow local and private destinations (loopback, RFC 1918, link-local, ...); "
+        "otherwise only a literal the allowlist names exactly."},
        {"approvalRules", &t_net_rules, false,
         "network/policy/get: the persisted approval rules in force, absent when there are none. "
         "network/policy/set ignores it (rules change through approvals and the network-rules "
         "file), so a policy read with get can be set again as it is."});
-OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy");
+OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy",
+       .desc = "The egress proxy's policy. An empty allowlist allows nothing; deny wins; a "
+               "change applies to the next request and open tunnels stay up.");
 static const proto_type t_limit = {.kind = PK_INT, .has_min = true, .min = 1, .has_max = true,
                                    .max = 200};
 FIELDS(f_blocked, {"limit", &t_limit, false, NULL});
@@ -403,8 +410,15 @@ static const proto_type t_process_id_nullable = {.kind = PK_STRING, .nullable = 
 FIELDS(f_decision, {"timestamp", &t_string, true, "RFC 3339 UTC with milliseconds."},
        {"host", &t_string, true, NULL}, {"port", &t_port, true, NULL},
        {"protocol", &t_net_protocol, true, NULL}, {"method", &t_string, true, NULL},
-       {"decision", &t_decision, true, NULL}, {"reason", &t_string, true, NULL},
-       {"source", &t_string, true, NULL}, {"processId", &t_process_id_nullable, true, NULL});
+       {"decision", &t_decision, true,
+        "ask: an allowlist miss that approvals may settle; its outcome follows as allow or "
+        "deny."},
+       {"reason", &t_string, true,
+        "allowed, denied (deny list), not_allowed (allowlist miss), not_allowed_local (local "
+        "or private address), method_not_allowed (limited mode)."},
+       {"source", &t_string, true, "baseline_policy, mode_guard or decider."},
+       {"processId", &t_process_id_nullable, true,
+        "The process whose sandbox owns the listener; null for --proxy-listen."});
 OBJECT(t_net_decision, f_decision, .name = "NetworkDecision");
 static const proto_type t_decisions = {.kind = PK_ARRAY, .items = &t_net_decision};
 FIELDS(f_blocked_result, {"blocked", &t_decisions, true, "The most recent first."});

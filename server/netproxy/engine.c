@@ -291,6 +291,10 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       np_conn_close(c);
     return;
   }
+  if (nread < 0 && c->hold) { /* gone while held: reported by np_conn_close */
+    np_conn_close(c);
+    return;
+  }
   if (nread < 0) {
     c->client_eof = true;
     if (c->kind == NP_KIND_HTTP && nread == UV_EOF) {
@@ -579,27 +583,6 @@ void netproxy_blocked_each(const netproxy *np, size_t limit,
   }
 }
 
-/* While a request is held nothing is read from its client, so a client that
- * hangs up would go unnoticed until the answer: look (without reading) every
- * NP_HOLD_CHECK_MS whether it has; a closed or reset one is closed here,
- * which reports the hold closed (the approval waiter leaves its group). */
-#define NP_HOLD_CHECK_MS 200
-
-static void hold_check(np_conn *c) {
-  if (!c->hold)
-    return; /* resumed meanwhile: the timer belongs to what follows */
-  uv_os_fd_t fd;
-  if (uv_fileno((uv_handle_t *)c->client, &fd) == 0) {
-    char b;
-    ssize_t k = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      np_conn_close(c);
-      return;
-    }
-  }
-  np_timer_set(c, NP_HOLD_CHECK_MS, hold_check);
-}
-
 void np_decide(np_conn *c, np_decided_fn done) {
   const netproxy_policy *p = &c->np->policy;
   /* Only a local literal (an IP, localhost) named exactly skips the address
@@ -645,9 +628,10 @@ void np_decide(np_conn *c, np_decided_fn done) {
   h->c = c;
   h->done = done;
   c->hold = h;
+  /* Watch the client while it waits: what it sends is kept for later (up
+   * to the input buffer), and its leaving ends the hold. */
+  np_client_read_start(c);
   np->cb.on_ask(np->cb.ctx, h, &ev);
-  if (c->hold == h)
-    np_timer_set(c, NP_HOLD_CHECK_MS, hold_check);
 }
 
 void *netproxy_hold_owner(const netproxy_hold *h) { return h->c ? h->c->owner : NULL; }

@@ -536,8 +536,9 @@ static void up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (nread < 0 && nread != UV_ENOBUFS) {
     uv_read_stop(s);
-    if (c->state == H_HEAD && c->rs.head_sent == false && c->uin_len == 0) {
-      /* idle keep-alive upstream went away: dial again next time */
+    if ((c->state == H_HEAD || c->state == H_DECIDE) && c->uin_len == 0) {
+      /* an idle keep-alive upstream (no request outstanding) went away:
+       * dial again next time */
       np_handle_close(c, (uv_handle_t *)c->up);
       c->up = NULL;
       return;
@@ -552,8 +553,9 @@ static void up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->uin_len += (size_t)nread;
-  if (c->state == H_HEAD && !c->in_len) {
-    /* bytes from an idle upstream with no request: a broken server */
+  if (c->state == H_HEAD || c->state == H_DECIDE) {
+    /* bytes from an idle upstream with no request outstanding: a broken
+     * server; drop it */
     np_handle_close(c, (uv_handle_t *)c->up);
     c->up = NULL;
     c->uin_len = 0;

@@ -10,7 +10,9 @@
  *   HTTP/1.1 forward proxy: absolute-form requests, keep-alive, bodies
  *   streamed both ways (Content-Length, chunked, read-until-close), hop-by-hop
  *   headers stripped after the policy check; CONNECT tunnels.
- *   SOCKS5 (no auth): CONNECT to IPv4, IPv6 and domain names.
+ *   SOCKS5 (no auth): CONNECT to IPv4, IPv6 and domain names; UDP
+ *   ASSOCIATE (a policy check per datagram) on listeners warden bound itself.
+ *   Tunnels are copied at first and spliced once they carry bulk.
  *
  * Every request is decided by the policy (policy.c): deny list, then local and
  * private literals, then the allow list. An allow-list miss asks the `on_ask`
@@ -19,6 +21,9 @@
  * is resolved once (dial.c, with a timeout; a failed lookup fails closed),
  * every address is checked against the private ranges, and the proxy connects
  * only to an address it checked, so DNS rebinding cannot slip in between.
+ *
+ * Files: engine.c (listeners, connections, decisions, holds, history),
+ * policy.c, dial.c, http.c, relay.c, splice.c, socks5.c, udp.c.
  *
  * Errors: 0 or a negative errno. Ownership: the engine owns listeners,
  * connections and holds; strings in events are valid during the callback only.

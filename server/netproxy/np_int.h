@@ -39,8 +39,8 @@ typedef enum np_kind { NP_KIND_SNIFF = 0, NP_KIND_HTTP, NP_KIND_SOCKS } np_kind;
 typedef struct np_dir {
   uv_tcp_t *from, *to;
   char *buf;
-  size_t len;
-  bool writing, eof, shut;
+  size_t len, cap;
+  bool writing, eof, shut, full; /* full: the last read filled buf */
   uv_write_t wreq;
   uv_shutdown_t sreq;
 } np_dir;
@@ -124,6 +124,8 @@ struct np_conn {
   bool udp_ok; /* the listener is in warden's own network namespace */
   np_udp *udp;
   np_splice *splice; /* a spliced tunnel owns the sockets */
+  size_t relayed;    /* bytes the copying relay moved */
+  bool splice_tried;
 };
 
 void np_conn_close(np_conn *c);
@@ -156,7 +158,7 @@ void np_dial_abort(np_conn *c);
 /* Send `answer` to the client (the CONNECT 200 or the SOCKS5 reply), then
  * relay both ways between c->client and c->up until both sides end; bytes
  * already read from the client (c->in[c->in_used..c->in_len]) go first.
- * Spliced (splice.c) when it can be, copied otherwise. */
+ * Copied first; a tunnel that carries bulk moves to splice (splice.c). */
 void np_relay_start(np_conn *c, const char *answer, size_t len);
 
 /* ---- splice.c ---- */

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define NP_SPLICE_AFTER (256u * 1024) /* bytes copied before a tunnel is spliced */
+#define NP_RELAY_FIRST (16u * 1024)   /* a relay buffer's first size */
+
 static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static np_dir *dir_of(np_conn *c, uv_stream_t *s) {
@@ -47,9 +50,18 @@ static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   np_conn *c = h->data;
   np_dir *d = dir_of(c, (uv_stream_t *)h);
   (void)suggested;
+  /* Small first; a read that fills it grows it to NETPROXY_BUF (it is not
+   * being written from: this side reads only when its write is done). */
+  if (d->buf && d->full && d->cap < NETPROXY_BUF) {
+    char *p = realloc(d->buf, NETPROXY_BUF);
+    if (p) {
+      d->buf = p;
+      d->cap = NETPROXY_BUF;
+    }
+  }
   if (!d->buf)
-    d->buf = malloc(NETPROXY_BUF);
-  *buf = uv_buf_init(d->buf, d->buf ? NETPROXY_BUF : 0);
+    d->cap = (d->buf = malloc(NP_RELAY_FIRST)) ? NP_RELAY_FIRST : 0;
+  *buf = uv_buf_init(d->buf, (unsigned)d->cap);
 }
 
 static void written(uv_write_t *req, int status) {
@@ -111,7 +123,20 @@ static void relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   np_timer_set(c, np_idle_timeout(c), idle_expired);
+  d->full = (size_t)nread == d->cap;
   forward(c, d, d->buf, (size_t)nread);
+  c->relayed += (size_t)nread;
+  /* A tunnel that carries bulk moves to splice once nothing is in flight
+   * either way; short ones never pay for its pipes. */
+  if (!c->dead && c->relayed >= NP_SPLICE_AFTER && !c->splice_tried && !c->dir[0].writing &&
+      !c->dir[1].writing && !c->dir[0].eof && !c->dir[1].eof) {
+    c->splice_tried = true;
+    if (np_splice_start(c) == 0)
+      for (int i = 0; i < 2; i++) {
+        free(c->dir[i].buf);
+        c->dir[i].buf = NULL;
+      }
+  }
 }
 
 static void copy_start(np_conn *c) {
@@ -124,7 +149,8 @@ static void copy_start(np_conn *c) {
   size_t early = c->in_len - c->in_used;
   if (early) { /* sent by the client before our answer: goes first */
     np_dir *d = &c->dir[0];
-    d->buf = malloc(NETPROXY_BUF > early ? NETPROXY_BUF : early);
+    d->cap = NETPROXY_BUF > early ? NETPROXY_BUF : early;
+    d->buf = malloc(d->cap);
     if (!d->buf) {
       np_conn_close(c);
       return;
@@ -148,9 +174,11 @@ static void copy_start(np_conn *c) {
 }
 
 void np_relay_start(np_conn *c, const char *answer, size_t len) {
-  /* The answer and any early bytes go out now if the sockets take them
-   * whole (they nearly always do: a few bytes into empty buffers); then the
-   * tunnel is spliced. Otherwise the copying relay does the rest. */
+  /* The answer goes out now if the socket takes it whole (it nearly always
+   * does: a few bytes into an empty buffer); else the rest is queued, and
+   * this tunnel is never spliced (the queued write is not the relay's to
+   * track). Then the copying relay, which moves a busy tunnel to splice
+   * (relay_read). */
   uv_buf_t b = uv_buf_init((char *)answer, (unsigned)len);
   int n = uv_try_write((uv_stream_t *)c->client, &b, 1);
   if (n < 0 && n != UV_EAGAIN) {
@@ -160,26 +188,9 @@ void np_relay_start(np_conn *c, const char *answer, size_t len) {
   if (n < 0)
     n = 0;
   if ((size_t)n < len) {
-    if (np_write(c, c->client, answer + n, len - (size_t)n, false) == 0)
-      copy_start(c);
-    return;
-  }
-  size_t early = c->in_len - c->in_used;
-  if (early) {
-    b = uv_buf_init(c->in + c->in_used, (unsigned)early);
-    n = uv_try_write((uv_stream_t *)c->up, &b, 1);
-    if (n > 0)
-      c->in_used += (size_t)n;
-    if ((size_t)(n > 0 ? n : 0) < early) {
-      copy_start(c);
+    c->splice_tried = true;
+    if (np_write(c, c->client, answer + n, len - (size_t)n, false) < 0)
       return;
-    }
   }
-  if (c->client_eof || np_splice_start(c) < 0)
-    copy_start(c);
-  else {
-    free(c->in);
-    c->in = NULL;
-    c->in_len = c->in_used = c->in_cap = 0;
-  }
+  copy_start(c);
 }

@@ -104,14 +104,26 @@ static int build_rules(scmp_filter_ctx ctx, policy_net_mode net) {
    * every IP family). */
   static const unsigned fam_ip[] = {AF_UNIX, AF_INET, AF_INET6};
   static const unsigned fam_unix[] = {AF_UNIX};
+  static const unsigned fam_inet[] = {AF_INET, AF_INET6};
   if (net == POLICY_NET_NONE)
     rc = deny_domain_not_in(ctx, SCMP_SYS(socket), 0, fam_unix, 1);
+  else if (net == POLICY_NET_PROXY)
+    /* Proxy mode needs connect() (to the proxy's listeners on lo), so the
+     * way out by path that mode none closes with "no connect()" is closed
+     * here with "no AF_UNIX socket()": socketpair() stays for plumbing. */
+    rc = deny_domain_not_in(ctx, SCMP_SYS(socket), 0, fam_inet, 2);
   else
     rc = deny_domain_not_in(ctx, SCMP_SYS(socket), 0, fam_ip, 3);
   if (rc < 0)
     return rc;
   if ((rc = deny_domain_not_in(ctx, SCMP_SYS(socketpair), 0, fam_unix, 1)) < 0)
     return rc;
+  if (net == POLICY_NET_PROXY) { /* datagram socketpairs send by path too (below) */
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socketpair), 1,
+                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
+    if (rc < 0)
+      return rc;
+  }
   if (net == POLICY_NET_NONE) {
     /* With no network the only sockets left are AF_UNIX, and those reach
      * outside the sandbox by path: a host daemon's socket (docker, dbus,

@@ -40,6 +40,39 @@ def test_forward_get_and_keepalive_reuses_upstream():
         assert a["timestamp"].endswith("Z") and "T" in a["timestamp"], a
 
 
+def test_upstream_closing_an_idle_keepalive_is_redialled():
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    op = ls.getsockname()[1]
+    accepted = []
+
+    def serve():  # answers one request per connection, keep-alive, then hangs up
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            accepted.append(c)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            time.sleep(0.1)
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    with warden_proxy(LOCAL) as (s, pp):
+        with proxy_conn(pp) as c:
+            for i in range(3):
+                c.sendall(get(pp, "http://127.0.0.1:%d/%d" % (op, i)))
+                st, _, body = recv_response(c)
+                assert (st, body) == (200, b"ok"), (i, st, body)
+                time.sleep(0.4)  # the origin hangs up meanwhile
+    assert len(accepted) == 3
+    ls.close()
+
+
 def test_pipelined_requests_answered_in_order():
     with origin() as (srv, op), warden_proxy(LOCAL) as (s, pp):
         with proxy_conn(pp) as c:
@@ -90,6 +123,18 @@ def test_head_and_content_length_post():
                       b"Content-Length: 5\r\n\r\nhello" % (op, op))
             st, _, body = recv_response(c)
             assert json.loads(body)["len"] == 5
+
+
+def test_expect_100_continue_passes_the_interim_answer():
+    with origin() as (srv, op), warden_proxy(LOCAL) as (s, pp):
+        with proxy_conn(pp) as c:
+            c.sendall(b"POST http://127.0.0.1:%d/e HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Content-Length: 4\r\nExpect: 100-continue\r\n\r\n" % (op, op))
+            st, _, _ = recv_response(c)
+            assert st == 100, st  # the body is sent only after this
+            c.sendall(b"body")
+            st, _, body = recv_response(c)
+            assert st == 200 and json.loads(body)["len"] == 4, (st, body)
 
 
 def test_hop_by_hop_headers_stripped():
@@ -213,6 +258,36 @@ def test_bad_config_network_object_is_refused():
         p = subprocess.run([wardenrpc.WARDEN_BIN, "--proxy-listen", "8.8.8.8:0"], input=b"",
                            capture_output=True, timeout=30)
         assert p.returncode != 0 and b"loopback" in p.stderr, p.stderr
+
+
+def test_connections_per_process_limit():
+    with origin() as (srv, op), warden_proxy(dict(LOCAL, maxConnectionsPerProcess=2)) as (s, pp):
+        a, b = proxy_conn(pp), proxy_conn(pp)
+        a.sendall(get(pp, "http://127.0.0.1:%d/a" % op))
+        assert recv_response(a)[0] == 200
+        c = proxy_conn(pp)  # the third: accepted and closed at once
+        c.settimeout(30)
+        assert c.recv(100) == b""
+        c.close()
+        b.sendall(get(pp, "http://127.0.0.1:%d/b" % op))
+        assert recv_response(b)[0] == 200
+        for x in (a, b):  # (shutdown: the buffered reader keeps the fd open)
+            x.shutdown(socket.SHUT_RDWR)
+            x.close()
+        deadline = time.time() + 30
+        while time.time() < deadline:  # once they are gone, a new one is served
+            d = proxy_conn(pp)
+            d.sendall(get(pp, "http://127.0.0.1:%d/d" % op))
+            try:
+                if recv_response(d)[0] == 200:
+                    break
+            except ConnectionError:
+                pass
+            finally:
+                d.close()
+            time.sleep(0.05)
+        else:
+            assert False, "the limit did not free up"
 
 
 def test_limited_mode_http():

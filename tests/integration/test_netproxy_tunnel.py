@@ -226,7 +226,7 @@ def test_socks5_udp_associate_checks_each_datagram():
                 return
             echo.sendto(b"echo:" + d, a)
     threading.Thread(target=serve, daemon=True).start()
-    with warden_proxy({"allowedDomains": ["127.0.0.1"]}) as (s, pp):
+    with warden_proxy({"allowedDomains": ["127.0.0.1", "origin.warden-test"]}) as (s, pp):
         c, rep = udp_associate(pp)
         assert rep[1] == 0 and rep[3] == 1, rep
         relay = (socket.inet_ntoa(rep[4:8]), int.from_bytes(rep[8:10], "big"))
@@ -250,6 +250,21 @@ def test_socks5_udp_associate_checks_each_datagram():
             assert False, "a refused datagram got through"
         except socket.timeout:
             pass
+        # a name is resolved and checked: origin.warden-test is 127.0.0.1, not named
+        hdr3 = b"\x00\x00\x00\x03\x12origin.warden-test" + \
+            echo.getsockname()[1].to_bytes(2, "big")
+        u.sendto(hdr3 + b"byname", relay)
+        # (the name is looked up off the loop: wait for its decision)
+        d = s.wait_for(lambda n: n.get("method") == "network/decision"
+                       and n["params"]["host"] == "origin.warden-test")["params"]
+        assert (d["protocol"], d["decision"], d["reason"]) == \
+            ("socks5Udp", "deny", "not_allowed_local"), d
+        s.call("network/policy/set", {"allowedDomains": ["127.0.0.1", "origin.warden-test"],
+                                      "deniedDomains": [], "mode": "full",
+                                      "allowLocalBinding": True})
+        u.sendto(hdr3 + b"byname", relay)
+        d, _ = u.recvfrom(65535)
+        assert d == hdr + b"echo:byname", d  # answered from the address it resolved to
         ev = [(n["params"]["host"], n["params"]["protocol"], n["params"]["decision"])
               for n in s.notifications if n.get("method") == "network/decision"]
         assert ("127.0.0.1", "socks5Udp", "allow") in ev and \

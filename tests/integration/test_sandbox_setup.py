@@ -111,7 +111,7 @@ def test_setup_with_workspace_and_concurrent_requests():
             first, second = completed(s, 1), completed(s, 2)  # one report per request
             assert first["success"] and second["success"], (first, second)
             step = [st for st in first["steps"] if st["name"] == "workspace policy"][0]
-            assert step["ok"] and ws in step["detail"] and "network none" in step["detail"], step
+            assert step["ok"] and ws in step["detail"] and "network proxy" in step["detail"], step
     finally:
         shutil.rmtree(state, ignore_errors=True)
         shutil.rmtree(ws, ignore_errors=True)
@@ -137,7 +137,7 @@ def test_refresh_is_idempotent_and_checks_the_policy():
             assert r == {"changes": [], "warnings": []}, r
             # A different policy for the same workspace is a change.
             r = s.call("sandbox/refresh", {"cwd": ws, "sandbox": {"type": "readOnly"}})
-            assert len(r["changes"]) == 1 and "network none" in r["changes"][0], r
+            assert len(r["changes"]) == 1 and "network proxy" in r["changes"][0], r
             # Bad input names the field.
             r = s.request("sandbox/refresh", {"cwd": ws, "sandbox": {"type": "split"}})
             assert r["error"]["code"] == -32602 and r["error"]["data"]["path"].startswith(

@@ -236,7 +236,7 @@ def check_escapes(user):
         assert code == 0 and "pty-ok" in out, out
         code, out = e.run(["sh", "-c", "echo $WARDEN_SANDBOX $WARDEN_SANDBOX_NETWORK"], WORKSPACE,
                           e.ws)
-        assert out.strip() == "1 none", out
+        assert out.strip() == "1 proxy", out  # networkAccess:false is mode proxy
         # git status in a worktree (a .git file with gitdir:)
         repo = os.path.join(e.ws, "repo")
         git = ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"]

@@ -12,6 +12,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from wardenrpc import Server, run_tests  # noqa: E402
@@ -69,30 +70,57 @@ attempt("connect_name", via_connect("localhost"))
 attempt("socks_ip", via_socks(1, socket.inet_aton("127.0.0.1")))
 attempt("socks_name", via_socks(3, b"\x09localhost"))
 attempt("udp", udp_send)
+def udp_associate():
+    s = socket.create_connection(("127.0.0.1", 1080), timeout=5)
+    s.sendall(b"\x05\x01\x00"); s.recv(2)
+    s.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+    return "rep%d" % s.recv(10)[1]
+attempt("udp_assoc", udp_associate)
+def unix_path():
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    u.settimeout(3)
+    u.connect(sys.argv[3])
+    return "open"
+attempt("unix", unix_path)
+def unix_dgram():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.sendto(b"escape", sys.argv[4])
+    return "sent"
+attempt("unix_dgram", unix_dgram)
 attempt("garbage", garbage)
 print("\n".join(out))
 '''
 
 
 class Listeners:
-    """A TCP and a UDP listener on the host's 127.0.0.1 that record hits."""
+    """A TCP and a UDP listener on the host's 127.0.0.1, and a unix stream
+    and datagram socket by path (a host daemon's), that record hits."""
 
-    def __init__(self):
+    def __init__(self, d):
         self.hits = []
         self.tcp = socket.socket()
         self.tcp.bind(("127.0.0.1", 0))
         self.tcp.listen(16)
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind(("127.0.0.1", 0))
+        self.unix_path = os.path.join(d, "daemon.sock")
+        self.unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.unix.bind(self.unix_path)
+        os.chmod(self.unix_path, 0o666)
+        self.unix.listen(16)
+        self.dgram_path = os.path.join(d, "daemon.dgram")
+        self.dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.dgram.bind(self.dgram_path)
+        os.chmod(self.dgram_path, 0o666)
         self.stop = False
         self.t = threading.Thread(target=self._serve, daemon=True)
         self.t.start()
 
     def _serve(self):
         while not self.stop:
-            r, _, _ = select.select([self.tcp, self.udp], [], [], 0.1)
+            r, _, _ = select.select([self.tcp, self.udp, self.unix, self.dgram], [], [], 0.1)
             for s in r:
-                if s is self.tcp:
+                if s in (self.tcp, self.unix):
                     c, a = s.accept()
                     self.hits.append(("tcp", a))
                     c.close()
@@ -102,15 +130,15 @@ class Listeners:
     def close(self):
         self.stop = True
         self.t.join()
-        self.tcp.close()
-        self.udp.close()
+        for s in (self.tcp, self.udp, self.unix, self.dgram):
+            s.close()
 
 
 def run(mode, user, control=False):
-    lis = Listeners()
-    try:
-        with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
-            os.chmod(d, 0o777)
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
+        os.chmod(d, 0o777)
+        lis = Listeners(d)
+        try:
             cfg = os.path.join(d, "config.json")
             with open(cfg, "w") as f:
                 json.dump({"network": {"allowedDomains": [], "deniedDomains": []},
@@ -118,7 +146,7 @@ def run(mode, user, control=False):
             os.chmod(cfg, 0o644)
             params = {"processId": "p", "cwd": d,
                       "argv": [PY, "-c", ATTEMPTS, str(lis.tcp.getsockname()[1]),
-                               str(lis.udp.getsockname()[1])]}
+                               str(lis.udp.getsockname()[1]), lis.unix_path, lis.dgram_path]}
             if control:
                 params["sandbox"] = {"type": "dangerFullAccess"}
             else:
@@ -132,24 +160,27 @@ def run(mode, user, control=False):
                 ex = s.wait_exit("p", timeout=120)
                 out = s.output_of("p").decode()
                 assert ex["exitCode"] == 0, out
-                import time
                 time.sleep(0.3)  # let a stray datagram land before we look
-                return dict(l.split("=", 1) for l in out.strip().splitlines()), list(lis.hits), out
-    finally:
-        lis.close()
+                return (dict(l.split("=", 1) for l in out.strip().splitlines()),
+                        list(lis.hits), out)
+        finally:
+            lis.close()
 
 
 def check_nothing_gets_out(user):
     got, hits, out = run("none", user, control=True)
-    assert got["direct"] == "open" and hits, ("control run did not reach the listeners", out)
+    assert got["direct"] == got["unix"] == "open" and got["unix_dgram"] == "sent", out
+    assert len(hits) >= 3, ("control run did not reach the listeners", hits, out)
     for mode in ("none", "proxy"):
         got, hits, out = run(mode, user)
         assert hits == [], (mode, hits, out)
         assert got["direct"].startswith("err:"), (mode, out)
+        assert got["unix"].startswith("err:") and got["unix_dgram"].startswith("err:"), (mode, out)
         if mode == "proxy":
             for k in ("http_ip", "http_name", "http_v6", "connect_ip", "connect_name"):
                 assert got[k] == "HTTP/1.1 403", (k, out)
             assert got["socks_ip"] == got["socks_name"] == "rep2", out
+            assert got["udp_assoc"] == "rep7", out  # no UDP relay inside a sandbox
             assert not got["garbage"].startswith("HTTP/1.1 2"), out
         else:
             for k in ("http_ip", "connect_ip", "socks_ip", "garbage"):

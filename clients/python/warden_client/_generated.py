@@ -460,15 +460,22 @@ class NetworkRule(TypedDict):
 
 class _NetworkPolicyRequired(TypedDict):
     #: example.com exact, *.example.com subdomains only, **.example.com apex
-    #: and subdomains.
+    #: and subdomains, * everything (allowedDomains only), IP literals and
+    #: [v6]; case-insensitive, a trailing dot ignored.
     allowedDomains: List[str]
     #: Deny wins over allow.
     deniedDomains: List[str]
+    #: limited: only GET, HEAD and OPTIONS requests; no CONNECT or SOCKS5.
     mode: Literal["full", "limited"]
+    #: Allow local and private destinations (loopback, RFC 1918, link-local,
+    #: ...); otherwise only a literal the allowlist names exactly.
     allowLocalBinding: bool
 
 
 class NetworkPolicy(_NetworkPolicyRequired, total=False):
+    """The egress proxy's policy. An empty allowlist allows nothing; deny
+    wins; a change applies to the next request and open tunnels stay up.
+    """
     #: network/policy/get: the persisted approval rules in force, absent when
     #: there are none. network/policy/set ignores it (rules change through
     #: approvals and the network-rules file), so a policy read with get can be
@@ -496,9 +503,16 @@ class NetworkDecision(TypedDict):
     port: int
     protocol: NetworkProtocol
     method: str
+    #: ask: an allowlist miss that approvals may settle; its outcome follows as
+    #: allow or deny.
     decision: Literal["allow", "deny", "ask"]
+    #: allowed, denied (deny list), not_allowed (allowlist miss),
+    #: not_allowed_local (local or private address), method_not_allowed
+    #: (limited mode).
     reason: str
+    #: baseline_policy, mode_guard or decider.
     source: str
+    #: The process whose sandbox owns the listener; null for --proxy-listen.
     processId: Optional[str]
 
 

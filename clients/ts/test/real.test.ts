@@ -139,7 +139,7 @@ test("a sandboxed command cannot write outside its workspace or to .git", { skip
       { cwd: workspace, sandbox: { type: "workspaceWrite", networkAccess: false } },
       TIMEOUT,
     );
-    assert.deepEqual(proc.sandbox, { enforced: true, backend: proc.sandbox.backend, network: "none" });
+    assert.deepEqual(proc.sandbox, { enforced: true, backend: proc.sandbox.backend, network: "proxy" });
     assert.ok(fs.existsSync(path.join(workspace, "inside.txt")));
     assert.ok(!fs.existsSync(outside));
     assert.equal(fs.readFileSync(path.join(workspace, ".git", "config"), "utf8"), "[core]\n");

@@ -8,8 +8,12 @@ export type NetworkDecision = {
   port: number;
   protocol: NetworkProtocol;
   method: string;
+  /** ask: an allowlist miss that approvals may settle; its outcome follows as allow or deny. */
   decision: "allow" | "deny" | "ask";
+  /** allowed, denied (deny list), not_allowed (allowlist miss), not_allowed_local (local or private address), method_not_allowed (limited mode). */
   reason: string;
+  /** baseline_policy, mode_guard or decider. */
   source: string;
+  /** The process whose sandbox owns the listener; null for --proxy-listen. */
   processId: string | null;
 };
