@@ -134,9 +134,11 @@ static void hook_resolved(void *arg, const approval_prompt_info *p, approval_dec
        reason ? ": " : "", reason ? reason : "");
   if (!s->rpc)
     return;
-  rpc_notify(s->rpc, "approval/resolved",
-             json_pack("{s:s,s:s,s:I}", "approvalId", id, "decision",
-                       approval_decision_name(d), "waiters", (json_int_t)waiters));
+  json_t *params = json_pack("{s:s,s:s,s:I}", "approvalId", id, "decision",
+                             approval_decision_name(d), "waiters", (json_int_t)waiters);
+  if (reason && !approval_decision_allows(d))
+    json_object_set_new(params, "reason", json_string(reason));
+  rpc_notify(s->rpc, "approval/resolved", params);
 }
 
 static void warn_line(void *arg, unsigned line, const char *msg) {

@@ -436,7 +436,12 @@ FIELDS(f_approval_result, {"decision", &t_approval_decision, true, NULL});
 OBJECT(t_approval_result, f_approval_result, .name = "ApprovalNetworkResult");
 FIELDS(f_approval_resolved, {"approvalId", &t_string, true, NULL},
        {"decision", &t_approval_decision, true, NULL},
-       {"waiters", &t_uint, true, "How many requests shared this prompt."});
+       {"waiters", &t_uint, true,
+        "How many requests shared this prompt (those still waiting when it was settled)."},
+       {"reason", &t_string, false,
+        "Why the group was refused, when it was: denied_by_user (deny, denyAlways), "
+        "approval_timeout, approval_error (an error answer), approval_unknown_decision, "
+        "approval_client_gone, server_shutting_down."});
 OBJECT(t_approval_resolved, f_approval_resolved, .name = "ApprovalResolvedNotification");
 
 /* ---- the methods ---- */

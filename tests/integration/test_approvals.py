@@ -55,7 +55,7 @@ def test_concurrent_requests_share_one_prompt_and_all_proceed():
         assert all(r[0] == 200 for r in res.values()), res
         r = w.wait_resolved(p[0]["params"]["approvalId"])
         assert r == {"approvalId": p[0]["params"]["approvalId"], "decision": "allowOnce",
-                     "waiters": N}, r
+                     "waiters": N}, r  # no reason: it was allowed
         assert len(w.prompts()) == 1
         # allowOnce remembers nothing: the next request asks again.
         res2 = {}
@@ -76,7 +76,8 @@ def test_concurrent_requests_all_fail_on_deny():
         join(threads)
         assert all(r[0] == 403 for r in res.values()) and len(res) == N, res
         assert o.hits == 0
-        assert w.wait_resolved(p[0]["params"]["approvalId"])["waiters"] == N
+        r = w.wait_resolved(p[0]["params"]["approvalId"])
+        assert r["waiters"] == N and r["reason"] == "denied_by_user", r
         assert len(w.prompts()) == 1
 
 
@@ -197,7 +198,7 @@ def failing(answer_fn, config=None, reason=None):
         join(threads)
         assert [r[0] for r in res.values()] == [403] * 5, res
         r = w.wait_resolved(p[0]["params"]["approvalId"])
-        assert r["decision"] == "deny", r
+        assert r["decision"] == "deny" and r["reason"] == reason, r
         assert o.hits == 0
         if reason:
             w.close()
@@ -239,6 +240,9 @@ def test_deny_when_the_client_closes_stdin_mid_prompt():
         join(threads)
         assert [r[0] for r in res.values()] == [403] * 5, res
         assert w.s.proc.wait(30) == 0
+        w.s._reader.join(5)
+        assert [(r["decision"], r["waiters"], r.get("reason")) for r in w.resolved()] == \
+            [("deny", 5, "approval_client_gone")], w.resolved()
         assert o.hits == 0
 
 

@@ -38,9 +38,13 @@ class TypedValuesTest(unittest.TestCase):
                          ["allowOnce", "allowForSession", "allowAlways", "deny", "denyAlways"])
 
     def test_resolved_from_params(self):
-        r = ApprovalResolved.from_params({"approvalId": "net-1", "decision": "deny", "waiters": 50})
-        self.assertEqual(r, ("net-1", Decision.DENY, 50))
+        r = ApprovalResolved.from_params({"approvalId": "net-1", "decision": "deny", "waiters": 50,
+                                          "reason": "approval_timeout"})
+        self.assertEqual(r, ("net-1", Decision.DENY, 50, "approval_timeout"))
         self.assertIs(r.decision, Decision.DENY)
+        ok = ApprovalResolved.from_params({"approvalId": "net-2", "decision": "allowOnce",
+                                           "waiters": 1})
+        self.assertIsNone(ok.reason)
 
 
 class BlockingTypedHandlerTest(unittest.TestCase):

@@ -545,11 +545,19 @@ class ApprovalNetworkResult(TypedDict):
     decision: ApprovalDecision
 
 
-class ApprovalResolvedNotification(TypedDict):
+class _ApprovalResolvedNotificationRequired(TypedDict):
     approvalId: str
     decision: ApprovalDecision
-    #: How many requests shared this prompt.
+    #: How many requests shared this prompt (those still waiting when it was
+    #: settled).
     waiters: int
+
+
+class ApprovalResolvedNotification(_ApprovalResolvedNotificationRequired, total=False):
+    #: Why the group was refused, when it was: denied_by_user (deny,
+    #: denyAlways), approval_timeout, approval_error (an error answer),
+    #: approval_unknown_decision, approval_client_gone, server_shutting_down.
+    reason: str
 
 
 class MethodSpec(NamedTuple):

@@ -15,7 +15,7 @@ exception in the handler or an unknown decision counts as ``deny``.
 """
 
 import enum
-from typing import Any, Awaitable, Callable, Dict, Mapping, NamedTuple, Tuple, Union
+from typing import Any, Awaitable, Callable, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _generated as g
 
@@ -93,10 +93,15 @@ class ApprovalResolved(NamedTuple):
     approval_id: str
     decision: Decision
     waiters: int
+    #: Why the group was refused, when it was ("denied_by_user",
+    #: "approval_timeout", "approval_error", "approval_unknown_decision",
+    #: "approval_client_gone", "server_shutting_down").
+    reason: Optional[str] = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "ApprovalResolved":
-        return cls(str(params["approvalId"]), Decision(params["decision"]), int(params["waiters"]))
+        return cls(str(params["approvalId"]), Decision(params["decision"]), int(params["waiters"]),
+                   params.get("reason"))
 
 
 #: What a handler may return.
