@@ -1,5 +1,5 @@
 /* The engine: listeners, accepted connections and their handles, the
- * decision step (with holds for `ask`), the refusal history. */
+ * policy store. Decisions: decide.c. */
 #include "server/netproxy/np_int.h"
 
 #include <arpa/inet.h>
@@ -12,34 +12,6 @@
 #define NP_LINGER_MS 2000 /* reading and dropping after the last answer */
 #define NP_IN_FIRST 4096  /* client input buffer: first size */
 #define NP_IN_MAX (NETPROXY_MAX_HEAD + 16 * 1024) /* and its largest */
-
-struct np_listener {
-  uv_tcp_t tcp;
-  netproxy *np;
-  void *owner;
-  np_listener *next;
-  bool own_netns; /* bound by warden itself: UDP relays can live next to it */
-};
-
-typedef struct np_hist {
-  netproxy_event ev;
-  char host[NETPROXY_MAX_HOST + 1];
-  char method[24];
-} np_hist;
-
-struct netproxy {
-  uv_loop_t *loop;
-  netproxy_opts opts;
-  netproxy_callbacks cb;
-  netproxy_policy policy;
-  np_listener *listeners;
-  np_conn *conns;
-  size_t nconns;
-  unsigned pending; /* listener handles being closed */
-  bool closing;
-  np_hist hist[NETPROXY_HISTORY];
-  size_t hist_next, hist_n;
-};
 
 const char *netproxy_protocol_name(netproxy_protocol p) {
   static const char *n[] = {"http", "https", "socks5Tcp", "socks5Udp"};
@@ -533,123 +505,3 @@ int netproxy_set_policy(netproxy *np, const netproxy_policy *p, char *err, size_
 }
 
 const netproxy_policy *netproxy_get_policy(const netproxy *np) { return &np->policy; }
-
-/* ---- decisions ---- */
-
-static int64_t now_ms(void) {
-  uv_timeval64_t tv;
-  uv_gettimeofday(&tv);
-  return tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static void fill_event(np_conn *c, netproxy_event *ev, netproxy_verdict v, const char *reason,
-                       const char *source) {
-  ev->timestamp_ms = now_ms();
-  ev->host = c->host;
-  ev->port = c->port;
-  ev->protocol = c->proto;
-  ev->method = c->method;
-  ev->decision = v;
-  ev->reason = reason;
-  ev->source = source;
-  ev->owner = c->owner;
-}
-
-void np_report(np_conn *c, netproxy_verdict v, const char *reason, const char *source) {
-  netproxy *np = c->np;
-  netproxy_event ev;
-  fill_event(c, &ev, v, reason, source);
-  if (v == NETPROXY_DENY) {
-    np_hist *h = &np->hist[np->hist_next];
-    h->ev = ev;
-    snprintf(h->host, sizeof h->host, "%s", c->host);
-    snprintf(h->method, sizeof h->method, "%s", c->method);
-    h->ev.host = h->host;
-    h->ev.method = h->method;
-    np->hist_next = (np->hist_next + 1) % NETPROXY_HISTORY;
-    if (np->hist_n < NETPROXY_HISTORY)
-      np->hist_n++;
-  }
-  if (np->cb.on_decision)
-    np->cb.on_decision(np->cb.ctx, &ev);
-}
-
-void netproxy_blocked_each(const netproxy *np, size_t limit,
-                           void (*fn)(void *arg, const netproxy_event *ev), void *arg) {
-  size_t n = np->hist_n < limit ? np->hist_n : limit;
-  for (size_t i = 0; i < n; i++) {
-    size_t k = (np->hist_next + NETPROXY_HISTORY - 1 - i) % NETPROXY_HISTORY;
-    fn(arg, &np->hist[k].ev);
-  }
-}
-
-void np_decide(np_conn *c, np_decided_fn done) {
-  const netproxy_policy *p = &c->np->policy;
-  /* Only a local literal (an IP, localhost) named exactly skips the address
-   * check: a host name is checked on what it resolves to, always. */
-  c->host_listed_exactly = np_host_local_literal(c->host) && np_policy_names_exactly(p, c->host);
-  switch (np_policy_eval(p, c->host)) {
-  case NP_BASE_DENIED:
-    done(c, NETPROXY_DENY, "denied", "baseline_policy");
-    return;
-  case NP_BASE_LOCAL:
-    done(c, NETPROXY_DENY, "not_allowed_local", "baseline_policy");
-    return;
-  case NP_BASE_NOT_ALLOWED:
-    break;
-  case NP_BASE_ALLOW:
-    if (p->limited && c->proto != NETPROXY_HTTP) {
-      done(c, NETPROXY_DENY, "method_not_allowed", "mode_guard");
-      return;
-    }
-    if (p->limited && strcmp(c->method, "GET") && strcmp(c->method, "HEAD") &&
-        strcmp(c->method, "OPTIONS")) {
-      done(c, NETPROXY_DENY, "method_not_allowed", "mode_guard");
-      return;
-    }
-    done(c, NETPROXY_ALLOW, "allowed", "baseline_policy");
-    return;
-  }
-  /* An allow-list miss: ask. */
-  netproxy *np = c->np;
-  netproxy_event ev;
-  fill_event(c, &ev, NETPROXY_ASK, "not_allowed", "baseline_policy");
-  if (np->cb.on_decision)
-    np->cb.on_decision(np->cb.ctx, &ev);
-  if (!np->cb.on_ask) {
-    done(c, NETPROXY_DENY, "not_allowed", "baseline_policy");
-    return;
-  }
-  netproxy_hold *h = calloc(1, sizeof *h);
-  if (!h) {
-    done(c, NETPROXY_DENY, "not_allowed", "baseline_policy");
-    return;
-  }
-  h->c = c;
-  h->done = done;
-  c->hold = h;
-  /* Watch the client while it waits: what it sends is kept for later (up
-   * to the input buffer), and its leaving ends the hold. */
-  np_client_read_start(c);
-  np->cb.on_ask(np->cb.ctx, h, &ev);
-}
-
-void *netproxy_hold_owner(const netproxy_hold *h) { return h->c ? h->c->owner : NULL; }
-
-void netproxy_hold_resume(netproxy_hold *h, bool allow) {
-  np_conn *c = h->c;
-  np_decided_fn done = h->done;
-  c->hold = NULL;
-  free(h);
-  if (c->dead)
-    return;
-  const netproxy_policy *p = &c->np->policy;
-  if (allow && p->limited &&
-      (c->proto != NETPROXY_HTTP ||
-       (strcmp(c->method, "GET") && strcmp(c->method, "HEAD") && strcmp(c->method, "OPTIONS")))) {
-    done(c, NETPROXY_DENY, "method_not_allowed", "mode_guard");
-    return;
-  }
-  done(c, allow ? NETPROXY_ALLOW : NETPROXY_DENY, allow ? "allowed" : "not_allowed",
-               "decider");
-}

@@ -22,8 +22,9 @@
  * every address is checked against the private ranges, and the proxy connects
  * only to an address it checked, so DNS rebinding cannot slip in between.
  *
- * Files: engine.c (listeners, connections, decisions, holds, history),
- * policy.c, dial.c, http.c, relay.c, splice.c, socks5.c, udp.c.
+ * Files: engine.c (listeners, connections), decide.c (decisions, holds,
+ * history), policy.c, dial.c, http.c and http_msg.c, relay.c, splice.c,
+ * socks5.c, udp.c.
  *
  * Errors: 0 or a negative errno. Ownership: the engine owns listeners,
  * connections and holds; strings in events are valid during the callback only.

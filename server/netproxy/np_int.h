@@ -32,6 +32,34 @@ int np_policy_copy(netproxy_policy *dst, const netproxy_policy *src);
 typedef struct np_listener np_listener;
 typedef struct np_conn np_conn;
 
+struct np_listener {
+  uv_tcp_t tcp;
+  netproxy *np;
+  void *owner;
+  np_listener *next;
+  bool own_netns; /* bound by warden itself: UDP relays can live next to it */
+};
+
+typedef struct np_hist {
+  netproxy_event ev;
+  char host[NETPROXY_MAX_HOST + 1];
+  char method[24];
+} np_hist;
+
+struct netproxy {
+  uv_loop_t *loop;
+  netproxy_opts opts;
+  netproxy_callbacks cb;
+  netproxy_policy policy;
+  np_listener *listeners;
+  np_conn *conns;
+  size_t nconns;
+  unsigned pending; /* listener handles being closed */
+  bool closing;
+  np_hist hist[NETPROXY_HISTORY];
+  size_t hist_next, hist_n;
+};
+
 typedef enum np_kind { NP_KIND_SNIFF = 0, NP_KIND_HTTP, NP_KIND_SOCKS } np_kind;
 
 /* Everything a connection owns is a malloc'd handle that closes into

@@ -77,6 +77,12 @@ class Origin(http.server.BaseHTTPRequestHandler):
     do_OPTIONS = do_GET
 
     def do_POST(self):
+        try:
+            self._post()
+        except (ValueError, OSError):  # a body cut short (the fuzz test does that)
+            self.close_connection = True
+
+    def _post(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = b""
             while True:
@@ -154,16 +160,17 @@ def echo_server(host="127.0.0.1"):
 
 
 @contextlib.contextmanager
-def warden_proxy(network=None, extra_args=(), user=None):
+def warden_proxy(network=None, extra_args=(), user=None, nameserver="127.0.0.1"):
     """A warden serving --proxy-listen 127.0.0.1:0 with `network` as the
-    config file's network object. Yields (server, proxy_port)."""
+    config file's network object (and `nameserver` in its resolv.conf).
+    Yields (server, proxy_port)."""
     d = tempfile.mkdtemp(prefix="warden-np-")
     try:
         os.chmod(d, 0o755)
         with open(os.path.join(d, "hosts"), "w") as f:
             f.write(HOSTS)
         with open(os.path.join(d, "resolv.conf"), "w") as f:
-            f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+            f.write("nameserver %s\noptions timeout:1 attempts:1\n" % nameserver)
         cfg = os.path.join(d, "config.json")
         with open(cfg, "w") as f:
             json.dump({"network": network or {}, "stateDir": os.path.join(d, "state")}, f)
@@ -267,6 +274,47 @@ def socks_connect(port, atyp, addr, dport, timeout=30):
         while rest:
             rest -= len(s.recv(rest))
     return s, code
+
+
+class FlipDNS:
+    """A DNS server on 127.0.0.2:53 (UDP) that answers A queries for one name
+    with `first` the first time and `later` after that (a rebinding
+    resolver), and no AAAA records; counts the A queries."""
+
+    def __init__(self, name, first, later):
+        self.name, self.first, self.later = name.encode(), first, later
+        self.a_queries = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.2", 53))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                q, addr = self.sock.recvfrom(512)
+            except OSError:
+                return
+            labels, i = [], 12
+            while q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]])
+                i += 1 + q[i]
+            qtype = int.from_bytes(q[i + 1:i + 3], "big")
+            question = q[12:i + 5]
+            name = b".".join(labels).lower()
+            answers = b""
+            if name == self.name and qtype == 1:
+                self.a_queries += 1
+                ip = self.first if self.a_queries == 1 else self.later
+                answers = (b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x00\x00\x04" +
+                           socket.inet_aton(ip))
+            rcode = 0 if name == self.name else 3
+            head = q[:2] + bytes([0x81, 0x80 | rcode]) + b"\x00\x01" + \
+                (b"\x00\x01" if answers else b"\x00\x00") + b"\x00\x00\x00\x00"
+            self.sock.sendto(head + question + answers, addr)
+
+    def close(self):
+        self.sock.close()
 
 
 def openssl_cert(d):

@@ -73,6 +73,32 @@ def test_upstream_closing_an_idle_keepalive_is_redialled():
     ls.close()
 
 
+def test_policy_change_applies_to_the_next_keepalive_request():
+    pol = {"allowedDomains": ["127.0.0.1"], "deniedDomains": [], "mode": "full",
+           "allowLocalBinding": False}
+    with origin() as (srv, op), warden_proxy(pol) as (s, pp):
+        with proxy_conn(pp) as c:
+            c.sendall(get(pp, "http://127.0.0.1:%d/1" % op))
+            assert recv_response(c)[0] == 200
+            s.call("network/policy/set", dict(pol, allowedDomains=[]))
+            c.sendall(get(pp, "http://127.0.0.1:%d/2" % op))
+            st, h, _ = recv_response(c)
+            assert st == 403 and h["x-proxy-error"] == "blocked-by-local-policy", (st, h)
+        assert [x["path"] for x in srv.seen] == ["/1"]
+
+
+def test_http10_and_connection_close_end_the_connection():
+    with origin() as (srv, op), warden_proxy(LOCAL) as (s, pp):
+        for req in (b"GET http://127.0.0.1:%d/a HTTP/1.0\r\n\r\n" % op,
+                    b"GET http://127.0.0.1:%d/b HTTP/1.1\r\nConnection: close\r\n\r\n" % op):
+            with proxy_conn(pp) as c:
+                c.sendall(req)
+                st, h, body = recv_response(c)
+                assert st == 200 and h.get("connection") == "close", (st, h)
+                c.settimeout(30)
+                assert c.recv(10) == b""  # and the proxy closes it
+
+
 def test_pipelined_requests_answered_in_order():
     with origin() as (srv, op), warden_proxy(LOCAL) as (s, pp):
         with proxy_conn(pp) as c:
@@ -221,6 +247,31 @@ def test_upstream_failures():
         # a name that does not resolve (the resolver here is a closed port)
         st, _, body = request(pp, get(pp, "http://does-not-resolve.invalid/"))
         assert st in (502, 504), (st, body)
+
+
+def test_upstream_connect_timeout_is_504():
+    # A listener whose accept queue is full drops SYNs: connect() hangs until
+    # the proxy's connect timeout (NETPROXY_CONNECT_TIMEOUT_MS).
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    port = ls.getsockname()[1]
+    fill = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        try:
+            f.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fill.append(f)
+    time.sleep(0.2)
+    with warden_proxy({"allowedDomains": ["127.0.0.1"]}) as (s, pp):
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % port), timeout=120)
+        assert st == 504 and b"did not answer in time" in body, (st, body)
+    for f in fill:
+        f.close()
+    ls.close()
 
 
 def test_policy_methods_and_config_start_value():

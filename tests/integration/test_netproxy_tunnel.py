@@ -280,5 +280,33 @@ def test_socks5_udp_associate_checks_each_datagram():
     other.close()
 
 
+def test_one_lookup_and_the_checked_address_is_the_one_connected():
+    # The resolver answers 127.0.0.1 once, then 127.0.0.3 (nothing there):
+    # the proxy resolves once per request and connects to what it checked.
+    from netproxy_util import FlipDNS
+    try:
+        dns = FlipDNS("flip.warden-test", "127.0.0.1", "127.0.0.3")
+    except OSError as e:
+        print("cannot bind 127.0.0.2:53 (%s): skipped" % e)
+        return
+    try:
+        with origin() as (srv, op), warden_proxy(
+                {"allowedDomains": ["flip.warden-test"], "allowLocalBinding": True},
+                nameserver="127.0.0.2") as (s, pp):
+            st, _, body = request(pp, b"GET http://flip.warden-test:%d/f HTTP/1.1\r\n\r\n" % op)
+            assert (st, body) == (200, b"origin /f"), (st, body)
+            assert dns.a_queries == 1, dns.a_queries
+            # without allowLocalBinding the first answer (loopback) is refused
+            dns.a_queries = 0
+            s.call("network/policy/set", {"allowedDomains": ["flip.warden-test"],
+                                          "deniedDomains": [], "mode": "full",
+                                          "allowLocalBinding": False})
+            st, h, _ = request(pp, b"GET http://flip.warden-test:%d/g HTTP/1.1\r\n\r\n" % op)
+            assert st == 403 and h["x-proxy-error"] == "blocked-by-local-policy", (st, h)
+            assert [x["path"] for x in srv.seen] == ["/f"]
+    finally:
+        dns.close()
+
+
 if __name__ == "__main__":
     run_tests(globals())

@@ -1,0 +1,41 @@
+/* server/netproxy internals of the HTTP side, shared by http_msg.c (the
+ * parser's callbacks, heads, answers) and http.c (the exchange). */
+#ifndef WARDEN_NP_HTTP_INT_H
+#define WARDEN_NP_HTTP_INT_H
+
+#include "server/netproxy/np_int.h"
+
+#define NP_IOV_MAX 192               /* body pieces gathered per write */
+#define NP_SCRATCH (NP_IOV_MAX * 12) /* chunk-size lines of one write */
+#define NP_UPSTREAM_IN (NETPROXY_MAX_RESPONSE_HEAD + 64 * 1024)
+
+enum { H_HEAD = 0, H_DECIDE, H_BODY, H_WAIT, H_TUNNEL, H_DONE };
+
+extern http_parser_settings np_req_settings, np_resp_settings;
+void np_http_settings_init(void);
+
+/* Answers of our own; each ends the connection once written. */
+void np_http_answer(np_conn *c, int code, const char *status, const char *extra_headers,
+                    const char *ctype, const char *body);
+void np_http_answer_text(np_conn *c, int code, const char *status, const char *fmt,
+                         const char *a);
+/* A policy refusal: reported, then 403 with x-proxy-error and the JSON body. */
+void np_http_refuse(np_conn *c, const char *reason, const char *source);
+
+/* Writes gathered from parser callbacks (to the upstream or to the client). */
+void np_iov_add(np_conn *c, bool to_up, const char *p, size_t len);
+bool np_iov_full(const np_conn *c, bool to_up);
+
+/* A growing string for rebuilt heads; oom set on allocation failure. */
+typedef struct np_sbuf {
+  char *p;
+  size_t len, cap;
+  bool oom;
+} np_sbuf;
+void np_sb_add(np_sbuf *b, const char *s, size_t n);
+void np_sb_str(np_sbuf *b, const char *s);
+/* The head's headers without the hop-by-hop ones. */
+void np_sb_headers(np_sbuf *b, const char *base, const np_head *h);
+int np_find_header(const char *base, const np_head *h, const char *name);
+
+#endif
