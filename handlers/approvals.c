@@ -308,6 +308,7 @@ void handlers_approvals_hold_closed(warden_server *s, netproxy_hold *h) {
       held_unlink(x);
       approvals_waiter_cancel(x->w);
       free(x);
+      LOGI("approvals", "a held connection closed: it left its approval group");
       return;
     }
   }

@@ -121,7 +121,7 @@ def test_host_spellings_share_one_key():
         threads = [fetch_async(w.port, "http://LocalHost.:%d/" % port, res, 0),
                    fetch_async(w.port, "http://localhost:%d/" % port, res, 1)]
         p = w.wait_prompts(1)
-        time.sleep(0.3)
+        wait_asks(w, 2)
         assert len(w.prompts()) == 1, w.prompts()
         assert p[0]["params"]["host"] == "localhost", p
         w.answer(p[0], "allowOnce")
@@ -194,6 +194,7 @@ def failing(answer_fn, config=None, reason=None):
         res = {}
         threads = [fetch_async(w.port, url(port), res, i) for i in range(5)]
         p = w.wait_prompts(1)
+        wait_asks(w, 5)  # all five wait on this prompt (a late one would start another)
         answer_fn(w, p[0])
         join(threads)
         assert [r[0] for r in res.values()] == [403] * 5, res
@@ -236,6 +237,7 @@ def test_deny_when_the_client_closes_stdin_mid_prompt():
         res = {}
         threads = [fetch_async(w.port, url(port), res, i) for i in range(5)]
         w.wait_prompts(1)
+        wait_asks(w, 5)
         w.s.proc.stdin.close()
         join(threads)
         assert [r[0] for r in res.values()] == [403] * 5, res
@@ -257,7 +259,10 @@ def test_a_waiter_that_disconnects_leaves_the_group():
         # Wait for its ask, then hang up while it is held.
         wait_asks(w, 2)
         leaver.close()
-        time.sleep(0.3)
+        deadline = time.time() + 30
+        while not any("left its approval group" in l for l in list(w.s.stderr_lines)):
+            assert time.time() < deadline, "the server did not see the waiter leave"
+            time.sleep(0.01)
         assert len(w.prompts()) == 1
         w.answer(p[0], "allowOnce")
         join([stay])
