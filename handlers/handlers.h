@@ -33,6 +33,27 @@ void handle_sandbox_readiness(void *s, rpc_request *req, json_t *params);
 void handle_sandbox_setup(void *s, rpc_request *req, json_t *params);
 void handle_sandbox_refresh(void *s, rpc_request *req, json_t *params);
 
+/* approvals.c: network approval prompts and the network-rules file. */
+int approvals_handlers_start(warden_server *s);
+void approvals_handlers_free(warden_server *s);
+/* initialize: whether the client answers approval/network. */
+void handlers_approvals_client(warden_server *s, bool network_approvals);
+/* stdin EOF or stdout gone: pending approvals are denied, none are asked. */
+void handlers_approvals_client_gone(warden_server *s);
+/* sandbox/refresh: reload network-rules; its bad lines go into warnings. */
+void handlers_approvals_reload(warden_server *s, json_t *warnings);
+/* sandbox/readiness: the bad lines of the last load. */
+void handlers_approvals_warnings(warden_server *s, json_t *warnings);
+/* The rules in force: [{action, protocol, host, port}]. */
+json_t *handlers_approvals_rules_json(warden_server *s);
+/* The proxy's ask hook: hold h until the prompt for its key is answered
+ * (network.c's on_ask and on_hold_closed). */
+struct netproxy_hold;
+struct netproxy_event;
+void handlers_approvals_ask(warden_server *s, struct netproxy_hold *h,
+                            const struct netproxy_event *ev);
+void handlers_approvals_hold_closed(warden_server *s, struct netproxy_hold *h);
+
 /* process.c: engine lifecycle. */
 int process_handlers_start(warden_server *s);
 void process_handlers_stop(warden_server *s);

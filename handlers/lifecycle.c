@@ -29,6 +29,7 @@ void handle_initialize(void *server, rpc_request *req, json_t *params) {
   json_t *opt_out = json_object_get(caps, "optOutNotificationMethods");
   if (opt_out)
     rpc_set_opt_out(s->rpc, opt_out);
+  handlers_approvals_client(s, json_is_true(json_object_get(caps, "networkApprovals")));
   const char *client = json_string_value(json_object_get(json_object_get(params, "clientInfo"), "name"));
   LOGI("server", "initialize from %s", client ? client : "?");
   struct utsname u;

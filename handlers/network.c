@@ -45,18 +45,13 @@ static void on_decision(void *ctx, const netproxy_event *ev) {
   }
 }
 
-/* No approvals yet: an allow-list miss is refused at once. The hold API lets
- * the approvals engine keep it and answer later. */
+/* An allow-list miss becomes an approval prompt (handlers/approvals.c): the
+ * connection is held until the group's answer. */
 static void on_ask(void *ctx, netproxy_hold *h, const netproxy_event *ev) {
-  (void)ctx;
-  (void)ev;
-  netproxy_hold_resume(h, false);
+  handlers_approvals_ask(ctx, h, ev);
 }
 
-static void on_hold_closed(void *ctx, netproxy_hold *h) {
-  (void)ctx;
-  (void)h;
-}
+static void on_hold_closed(void *ctx, netproxy_hold *h) { handlers_approvals_hold_closed(ctx, h); }
 
 /* ---- NetworkPolicy <-> netproxy_policy ---- */
 
@@ -169,7 +164,13 @@ static int apply_policy(netproxy *np, json_t *obj, char *err, size_t errlen) {
 void handle_network_policy_get(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
   (void)params;
-  rpc_respond(req, policy_json(netproxy_get_policy(s->netproxy)));
+  json_t *r = policy_json(netproxy_get_policy(s->netproxy));
+  json_t *rules = handlers_approvals_rules_json(s);
+  if (json_array_size(rules))
+    json_object_set_new(r, "approvalRules", rules);
+  else
+    json_decref(rules);
+  rpc_respond(req, r);
 }
 
 void handle_network_policy_set(void *server, rpc_request *req, json_t *params) {

@@ -36,9 +36,11 @@ void handle_sandbox_readiness(void *server, rpc_request *req, json_t *params) {
     LOGD("sandbox", "readiness %s: %s", status, why);
   json_decref(settings);
   free(dir);
-  rpc_respond(req, json_pack("{s:s,s:i,s:o,s:o}", "status", status, "setupVersion",
+  json_t *warnings = json_array();
+  handlers_approvals_warnings(s, warnings);
+  rpc_respond(req, json_pack("{s:s,s:i,s:o,s:o,s:o}", "status", status, "setupVersion",
                              SANDBOX_SETUP_VERSION, "features", handlers_features_json(f),
-                             "telemetry", telemetry_stats_json(s->telemetry)));
+                             "warnings", warnings, "telemetry", telemetry_stats_json(s->telemetry)));
 }
 
 /* ---- setup ---- */
@@ -396,6 +398,7 @@ void handle_sandbox_refresh(void *server, rpc_request *req, json_t *params) {
     json_array_append_new(changes, json_sprintf("applied policy for %s (backend %s, network %s)",
                                                 cwd, backend,
                                                 policy_net_mode_name(plan->network)));
+  handlers_approvals_reload(s, warnings);
   rpc_respond(req, json_pack("{s:O,s:O}", "changes", changes, "warnings", warnings));
 out:
   json_decref(changes);

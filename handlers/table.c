@@ -19,19 +19,22 @@ const rpc_handler warden_handlers[] = {
     {"network/policy/get", handle_network_policy_get},
     {"network/policy/set", handle_network_policy_set},
     {"network/blocked/list", handle_network_blocked_list},
-    /* The approval family is described in protocol/ (and so in the schema) but
-     * answers -32601 until approvals land. */
     {NULL, NULL},
 };
 
 int handlers_start(warden_server *s) {
-  int rc = network_handlers_start(s);
+  int rc = approvals_handlers_start(s);
+  if (rc == 0)
+    rc = network_handlers_start(s);
   return rc < 0 ? rc : process_handlers_start(s);
 }
 
 void handlers_stop(warden_server *s) { process_handlers_stop(s); }
 
 void handlers_free(warden_server *s) {
+  /* Approvals first: pending prompts are denied while the proxy still holds
+   * their connections. */
+  approvals_handlers_free(s);
   process_handlers_free(s);
   network_handlers_free(s);
 }

@@ -363,7 +363,10 @@ OBJECT(t_telemetry_status, f_telemetry, .name = "TelemetryStatus",
 FIELDS(f_readiness, {"status", &t_readiness, true, NULL},
        {"setupVersion", &t_uint, true, "The setup version this server writes."},
        {"features", &t_features, true, NULL},
-       {"telemetry", &t_telemetry_status, true, NULL});
+       {"telemetry", &t_telemetry_status, true, NULL},
+       {"warnings", &t_string_list, true,
+        "Problems found without failing: e.g. a bad line of the network-rules file (with its "
+        "line number), which was skipped."});
 OBJECT(t_readiness_result, f_readiness, .name = "SandboxReadinessResult");
 FIELDS(f_setup, {"cwd", &t_abs_path, false,
                  "The workspace to prepare. A setup asked for while one runs is queued with its "
@@ -395,13 +398,28 @@ static const proto_type t_patterns = {
     .desc = "example.com exact, *.example.com subdomains only, **.example.com apex and "
             "subdomains, * everything (allowedDomains only), IP literals and [v6]; "
             "case-insensitive, a trailing dot ignored."};
+ENUM(e_rule_action, "allow", "deny");
+ENUM_TYPE(t_rule_action, e_rule_action);
+FIELDS(f_net_rule, {"action", &t_rule_action, true, NULL},
+       {"protocol", &t_net_protocol, true, NULL},
+       {"host", &t_string, true, "One exact host, normalised; never a wildcard."},
+       {"port", &t_port, true, NULL});
+OBJECT(t_net_rule, f_net_rule, .name = "NetworkRule",
+       .desc = "A persisted approval rule (allowAlways, denyAlways, or a line of the state "
+               "directory's network-rules file). It answers an allow-list miss for exactly this "
+               "(host, protocol, port) without a prompt; a deny rule wins over an allow rule.");
+static const proto_type t_net_rules = {.kind = PK_ARRAY, .items = &t_net_rule};
 FIELDS(f_net_policy, {"allowedDomains", &t_patterns, true, NULL},
        {"deniedDomains", &t_patterns, true, "Deny wins over allow."},
        {"mode", &t_net_policy_mode, true,
         "limited: only GET, HEAD and OPTIONS requests; no CONNECT or SOCKS5."},
        {"allowLocalBinding", &t_bool, true,
         "Allow local and private destinations (loopback, RFC 1918, link-local, ...); "
-        "otherwise only a literal the allowlist names exactly."});
+        "otherwise only a literal the allowlist names exactly."},
+       {"approvalRules", &t_net_rules, false,
+        "network/policy/get: the persisted approval rules in force, absent when there are none. "
+        "network/policy/set ignores it (rules change through approvals and the network-rules "
+        "file), so a policy read with get can be set again as it is."});
 OBJECT(t_net_policy, f_net_policy, .name = "NetworkPolicy",
        .desc = "The egress proxy's policy. An empty allowlist allows nothing; deny wins; a "
                "change applies to the next request and open tunnels stay up.");
@@ -439,7 +457,12 @@ FIELDS(f_approval_result, {"decision", &t_approval_decision, true, NULL});
 OBJECT(t_approval_result, f_approval_result, .name = "ApprovalNetworkResult");
 FIELDS(f_approval_resolved, {"approvalId", &t_string, true, NULL},
        {"decision", &t_approval_decision, true, NULL},
-       {"waiters", &t_uint, true, "How many requests shared this prompt."});
+       {"waiters", &t_uint, true,
+        "How many requests shared this prompt (those still waiting when it was settled)."},
+       {"reason", &t_string, false,
+        "Why the group was refused, when it was: denied_by_user (deny, denyAlways), "
+        "approval_timeout, approval_error (an error answer), approval_unknown_decision, "
+        "approval_client_gone, server_shutting_down."});
 OBJECT(t_approval_resolved, f_approval_resolved, .name = "ApprovalResolvedNotification");
 
 /* ---- the methods ---- */

@@ -98,6 +98,7 @@ static void on_oversize(void *arg, unsigned long long bytes) {
 static void on_eof(void *arg) {
   warden_server *s = arg;
   LOGI("server", "stdin closed; shutting down");
+  handlers_approvals_client_gone(s);
   server_shutdown(s, NULL, NULL);
 }
 
@@ -105,6 +106,7 @@ static void on_out_error(void *arg, int err) {
   warden_server *s = arg;
   (void)err;
   LOGI("server", "client stopped reading stdout; shutting down");
+  handlers_approvals_client_gone(s);
   transport_stop_input(s->tr);
   server_shutdown(s, NULL, NULL);
 }

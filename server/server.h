@@ -27,6 +27,7 @@ typedef struct warden_server {
   uv_signal_t sigterm, sigint;
   struct handler_state *handlers; /* owned by handlers/ */
   struct telemetry *telemetry;    /* NULL: telemetry off (server/telemetry) */
+  struct approvals *approvals;    /* network approvals (handlers/approvals.c) */
 } warden_server;
 
 /* Start the orderly shutdown: terminate every process, flush stdout, stop the

@@ -19,10 +19,15 @@ from ._generated import (
     CLIENT_NOTIFICATIONS, CLIENT_REQUESTS, METHODS, PROTOCOL_VERSION, SERVER_NOTIFICATIONS,
     SERVER_REQUESTS, MethodSpec)
 from .aio import AsyncProcess, AsyncWardenClient
+from .approvals import ApprovalResolved, Decision, NetworkApproval, NetworkApprovalHandler
 from .client import Process, WardenClient
 from .errors import ErrorCode, ServerExitedError, WardenError
 
 __all__ = [
+    "ApprovalResolved",
+    "Decision",
+    "NetworkApproval",
+    "NetworkApprovalHandler",
     "AsyncProcess",
     "AsyncWardenClient",
     "CLIENT_NOTIFICATIONS",

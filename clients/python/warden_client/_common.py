@@ -8,6 +8,7 @@ import shutil
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from . import _generated as g
+from .approvals import Decision, NetworkApproval, NetworkApprovalHandler
 from .errors import ErrorCode, WardenError
 
 __version__ = "0.1.0"
@@ -15,9 +16,10 @@ __version__ = "0.1.0"
 #: Notifications that belong to one process; they are queued per process.
 PROCESS_NOTIFICATIONS = frozenset({"process/output", "process/exited"})
 
-#: What an approval handler may return: a decision string or a full result.
-ApprovalAnswer = Union[g.ApprovalDecision, g.ApprovalNetworkResult]
-ApprovalHandler = Callable[[g.ApprovalNetworkParams], Any]
+#: What an approval handler may return: a Decision, its string or a full result.
+ApprovalAnswer = Union[Decision, g.ApprovalDecision, g.ApprovalNetworkResult]
+#: Takes a NetworkApproval (the typed ApprovalNetworkParams).
+ApprovalHandler = NetworkApprovalHandler
 
 APPROVAL_DECISIONS = frozenset({"allowOnce", "allowForSession", "allowAlways", "deny", "denyAlways"})
 
@@ -99,10 +101,20 @@ def approval_result(answer: Any) -> Dict[str, Any]:
     """Normalise what an approval handler returned into an ApprovalNetworkResult."""
     if isinstance(answer, str):
         answer = {"decision": answer}
-    if not isinstance(answer, Mapping) or answer.get("decision") not in APPROVAL_DECISIONS:
+    decision = answer.get("decision") if isinstance(answer, Mapping) else None
+    if isinstance(decision, Decision):
+        decision = decision.value
+    if not isinstance(decision, str) or decision not in APPROVAL_DECISIONS:
         raise WardenError(ErrorCode.INTERNAL_ERROR,
                           "approval handler returned no valid decision: %r" % (answer,))
-    return dict(answer)
+    result = dict(answer)
+    result["decision"] = decision
+    return result
+
+
+def approval_request(params: Any) -> NetworkApproval:
+    """The typed view of approval/network params handed to a handler."""
+    return NetworkApproval(params if isinstance(params, Mapping) else {})
 
 
 def initialize_params(client_name: str, client_version: str,

@@ -510,6 +510,9 @@ class SandboxReadinessResult(TypedDict):
     setupVersion: int
     features: SandboxFeatures
     telemetry: TelemetryStatus
+    #: Problems found without failing: e.g. a bad line of the network-rules
+    #: file (with its line number), which was skipped.
+    warnings: List[str]
 
 
 class SandboxSetupParams(TypedDict, total=False):
@@ -564,10 +567,23 @@ class NetworkPolicyGetParams(TypedDict, total=False):
     _meta: Optional[RequestMeta]
 
 
-class NetworkPolicy(TypedDict):
-    """The egress proxy's policy. An empty allowlist allows nothing; deny
-    wins; a change applies to the next request and open tunnels stay up.
+NetworkProtocol = Literal["http", "https", "socks5Tcp", "socks5Udp"]
+
+
+class NetworkRule(TypedDict):
+    """A persisted approval rule (allowAlways, denyAlways, or a line of the
+    state directory's network-rules file). It answers an allow-list miss
+    for exactly this (host, protocol, port) without a prompt; a deny rule
+    wins over an allow rule.
     """
+    action: Literal["allow", "deny"]
+    protocol: NetworkProtocol
+    #: One exact host, normalised; never a wildcard.
+    host: str
+    port: int
+
+
+class _NetworkPolicyRequired(TypedDict):
     #: example.com exact, *.example.com subdomains only, **.example.com apex
     #: and subdomains, * everything (allowedDomains only), IP literals and
     #: [v6]; case-insensitive, a trailing dot ignored.
@@ -579,6 +595,17 @@ class NetworkPolicy(TypedDict):
     #: Allow local and private destinations (loopback, RFC 1918, link-local,
     #: ...); otherwise only a literal the allowlist names exactly.
     allowLocalBinding: bool
+
+
+class NetworkPolicy(_NetworkPolicyRequired, total=False):
+    """The egress proxy's policy. An empty allowlist allows nothing; deny
+    wins; a change applies to the next request and open tunnels stay up.
+    """
+    #: network/policy/get: the persisted approval rules in force, absent when
+    #: there are none. network/policy/set ignores it (rules change through
+    #: approvals and the network-rules file), so a policy read with get can be
+    #: set again as it is.
+    approvalRules: Optional[List[NetworkRule]]
 
 
 NetworkPolicyGetResult = NetworkPolicy
@@ -602,6 +629,11 @@ class NetworkPolicySetParams(_NetworkPolicySetParamsRequired, total=False):
     """The egress proxy's policy. An empty allowlist allows nothing; deny
     wins; a change applies to the next request and open tunnels stay up.
     """
+    #: network/policy/get: the persisted approval rules in force, absent when
+    #: there are none. network/policy/set ignores it (rules change through
+    #: approvals and the network-rules file), so a policy read with get can be
+    #: set again as it is.
+    approvalRules: Optional[List[NetworkRule]]
     #: Request metadata (trace context); removed before the params are
     #: validated.
     _meta: Optional[RequestMeta]
@@ -615,9 +647,6 @@ class NetworkBlockedListParams(TypedDict, total=False):
     #: Request metadata (trace context); removed before the params are
     #: validated.
     _meta: Optional[RequestMeta]
-
-
-NetworkProtocol = Literal["http", "https", "socks5Tcp", "socks5Udp"]
 
 
 class NetworkDecision(TypedDict):
@@ -669,11 +698,19 @@ class ApprovalNetworkResult(TypedDict):
     decision: ApprovalDecision
 
 
-class ApprovalResolvedNotification(TypedDict):
+class _ApprovalResolvedNotificationRequired(TypedDict):
     approvalId: str
     decision: ApprovalDecision
-    #: How many requests shared this prompt.
+    #: How many requests shared this prompt (those still waiting when it was
+    #: settled).
     waiters: int
+
+
+class ApprovalResolvedNotification(_ApprovalResolvedNotificationRequired, total=False):
+    #: Why the group was refused, when it was: denied_by_user (deny,
+    #: denyAlways), approval_timeout, approval_error (an error answer),
+    #: approval_unknown_decision, approval_client_gone, server_shutting_down.
+    reason: Optional[str]
 
 
 class MethodSpec(NamedTuple):
@@ -1037,6 +1074,7 @@ class RequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            approval_rules: Optional[List[NetworkRule]] = None,
             _meta: Optional[RequestMeta] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
@@ -1045,6 +1083,7 @@ class RequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "approvalRules": approval_rules,
             "_meta": _meta,
         }
         return self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))
@@ -1326,6 +1365,7 @@ class AsyncRequestMethods:
             denied_domains: List[str],
             mode: Literal["full", "limited"],
             allow_local_binding: bool,
+            approval_rules: Optional[List[NetworkRule]] = None,
             _meta: Optional[RequestMeta] = None,
         ) -> NetworkPolicySetResult:
         """`network/policy/set`. Live: open tunnels stay up."""
@@ -1334,6 +1374,7 @@ class AsyncRequestMethods:
             "deniedDomains": denied_domains,
             "mode": mode,
             "allowLocalBinding": allow_local_binding,
+            "approvalRules": approval_rules,
             "_meta": _meta,
         }
         return await self.request("network/policy/set", _compact(params, ("allowedDomains", "deniedDomains", "mode", "allowLocalBinding")))

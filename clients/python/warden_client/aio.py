@@ -11,7 +11,8 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, 
 from . import _generated as g
 from ._common import (
     PROCESS_NOTIFICATIONS, ApprovalHandler, Notification, ProcessState, StderrTail, __version__,
-    approval_result, as_bytes, dumps, encode, error_message, find_warden, handler_error,
+    approval_request, approval_result, as_bytes, dumps, encode, error_message, find_warden,
+    handler_error,
     initialize_params, notification_message, request_message, result_message, server_env,
     spawn_argv)
 from .errors import ErrorCode, ServerExitedError, WardenError
@@ -207,7 +208,7 @@ class AsyncWardenClient(g.AsyncRequestMethods):
             return
 
         async def answer(params: Any) -> Any:
-            return approval_result(await _call(handler, params))
+            return approval_result(await _call(handler, approval_request(params)))
         self.set_request_handler("approval/network", answer)
 
     async def _answer(self, message: Dict[str, Any]) -> None:

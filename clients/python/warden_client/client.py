@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, U
 from . import _generated as g
 from ._common import (
     PROCESS_NOTIFICATIONS, ApprovalHandler, Notification, ProcessState, StderrTail, __version__,
-    approval_result, as_bytes, dumps, encode, error_message, find_warden, handler_error,
+    approval_request, approval_result, as_bytes, dumps, encode, error_message, find_warden,
+    handler_error,
     initialize_params, notification_message, request_message, result_message, server_env,
     spawn_argv)
 from .errors import ErrorCode, ServerExitedError, WardenError
@@ -245,15 +246,19 @@ class WardenClient(g.RequestMethods):
             self._handlers[method] = handler
 
     def set_approval_handler(self, handler: Optional[ApprovalHandler]) -> None:
-        """Answer ``approval/network`` with ``handler(params)``, which returns a
-        decision (``"allowOnce"``, ``"allowForSession"``, ``"allowAlways"``,
-        ``"deny"``, ``"denyAlways"``) or ``{"decision": ...}``. The server only
+        """Answer ``approval/network`` with ``handler(request)``: ``request`` is
+        a ``NetworkApproval`` (the params, with typed attributes ``host``,
+        ``port``, ``protocol``, ``process_ids``...), and the handler returns a
+        ``Decision`` (or its string: ``"allowOnce"``, ``"allowForSession"``,
+        ``"allowAlways"``, ``"deny"``, ``"denyAlways"``) or
+        ``{"decision": ...}``. An exception or anything else is a deny. The server only
         asks when ``initialize`` announced ``networkApprovals`` (pass
         ``on_approval`` to the constructor)."""
         if handler is None:
             self.set_request_handler("approval/network", None)
         else:
-            self.set_request_handler("approval/network", lambda p: approval_result(handler(p)))
+            self.set_request_handler(
+                "approval/network", lambda p: approval_result(handler(approval_request(p))))
 
     def _answer(self, message: Dict[str, Any]) -> None:
         method, request_id = message["method"], message["id"]

@@ -25,6 +25,7 @@ import type {
   ServerNotifications,
 } from "./generated";
 import { CLIENT_REQUEST_METHODS } from "./generated";
+import { NetworkApproval, type ApprovalHandler } from "./approvals";
 import { ErrorCode, ServerExitedError, WardenError, WardenTimeoutError } from "./errors";
 import { Process, type ProcessEvent } from "./process";
 import { AsyncQueue } from "./queue";
@@ -32,9 +33,7 @@ import { WardenNotFoundError } from "./errors";
 
 export const VERSION = "0.1.0";
 
-/** What an approval handler answers: a decision, or the whole result. */
-export type ApprovalAnswer = ApprovalDecision | ApprovalNetworkResult;
-export type ApprovalHandler = (params: ApprovalNetworkParams) => ApprovalAnswer | Promise<ApprovalAnswer>;
+export type { ApprovalAnswer, ApprovalHandler } from "./approvals";
 /** Answers a server request: resolves to the result, or throws (a WardenError is sent as is). */
 export type RequestHandler = (params: unknown) => unknown;
 
@@ -402,14 +401,16 @@ export class WardenClient extends EventEmitter<ClientEvents> implements RequestM
   }
 
   /**
-   * Answer `approval/network` with `handler(params)`: a decision ("allowOnce",
-   * "allowForSession", "allowAlways", "deny", "denyAlways") or `{decision}`.
-   * A throw or an invalid decision is sent as an error, which the server counts as deny.
+   * Answer `approval/network` with `handler(request)`: `request` is a
+   * NetworkApproval (the params, typed), and the handler returns a decision
+   * (`Decision.AllowOnce`, ... or its string) or `{decision}`. A throw or an
+   * invalid decision is sent as an error, which the server counts as deny.
    */
   setApprovalHandler(handler: ApprovalHandler | null): void {
     this.setRequestHandler(
       "approval/network",
-      handler && (async (params) => approvalResult(await handler(params as ApprovalNetworkParams))),
+      handler &&
+        (async (params) => approvalResult(await handler(new NetworkApproval(params as ApprovalNetworkParams)))),
     );
   }
 

@@ -15,3 +15,4 @@ export {
   type WardenClientOptions,
 } from "./client";
 export { Process, type ProcessEvent } from "./process";
+export { Decision, DECISIONS, decisionAllows, NetworkApproval, type ApprovalResolved } from "./approvals";

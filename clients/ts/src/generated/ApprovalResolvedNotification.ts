@@ -4,6 +4,8 @@ import type { ApprovalDecision } from "./ApprovalDecision";
 export type ApprovalResolvedNotification = {
   approvalId: string;
   decision: ApprovalDecision;
-  /** How many requests shared this prompt. */
+  /** How many requests shared this prompt (those still waiting when it was settled). */
   waiters: number;
+  /** Why the group was refused, when it was: denied_by_user (deny, denyAlways), approval_timeout, approval_error (an error answer), approval_unknown_decision, approval_client_gone, server_shutting_down. */
+  reason?: string | null;
 };

@@ -8,4 +8,6 @@ export type SandboxReadinessResult = {
   setupVersion: number;
   features: SandboxFeatures;
   telemetry: TelemetryStatus;
+  /** Problems found without failing: e.g. a bad line of the network-rules file (with its line number), which was skipped. */
+  warnings: Array<string>;
 };

@@ -38,9 +38,10 @@ export type { SandboxSetupCompletedNotification } from "./SandboxSetupCompletedN
 export type { SetupStep } from "./SetupStep";
 export type { SandboxRefreshResult } from "./SandboxRefreshResult";
 export type { NetworkPolicy } from "./NetworkPolicy";
+export type { NetworkRule } from "./NetworkRule";
+export type { NetworkProtocol } from "./NetworkProtocol";
 export type { NetworkBlockedListResult } from "./NetworkBlockedListResult";
 export type { NetworkDecision } from "./NetworkDecision";
-export type { NetworkProtocol } from "./NetworkProtocol";
 export type { ApprovalNetworkParams } from "./ApprovalNetworkParams";
 export type { ApprovalNetworkResult } from "./ApprovalNetworkResult";
 export type { ApprovalDecision } from "./ApprovalDecision";
