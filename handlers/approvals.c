@@ -19,6 +19,7 @@
 #include "server/log.h"
 #include "server/netproxy/netproxy.h"
 #include "server/sandbox/sandbox.h"
+#include "server/telemetry/telemetry.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -120,6 +121,10 @@ static void hook_prompt(void *arg, const approval_prompt_info *p) {
   LOGI("approvals", "%s: asking for %s %s:%u (%zu processes)", id,
        approval_proto_name(p->key->proto), p->key->host, (unsigned)p->key->port,
        p->n_process_ids);
+  if (s->telemetry)
+    telemetry_log_approval_request(s->telemetry, id, p->key->host, (int)p->key->port,
+                                   approval_proto_name(p->key->proto), p->process_ids,
+                                   p->n_process_ids, p->reason);
   uint64_t timeout = s->cfg.call_timeout_ms ? s->cfg.call_timeout_ms
                                             : APPROVALS_DEFAULT_TIMEOUT_MS;
   rpc_call(s->rpc, "approval/network", params, timeout + APPROVAL_CALL_SLACK_MS, on_answer, c);
@@ -132,6 +137,10 @@ static void hook_resolved(void *arg, const approval_prompt_info *p, approval_dec
   approval_id(id, sizeof id, p->id);
   LOGI("approvals", "%s: %s for %zu waiters%s%s", id, approval_decision_name(d), waiters,
        reason ? ": " : "", reason ? reason : "");
+  if (s->telemetry)
+    telemetry_log_approval_decision(s->telemetry, id, p->key->host, (int)p->key->port,
+                                    approval_proto_name(p->key->proto), approval_decision_name(d),
+                                    reason ? reason : "client", (unsigned)waiters);
   if (!s->rpc)
     return;
   json_t *params = json_pack("{s:s,s:s,s:I}", "approvalId", id, "decision",

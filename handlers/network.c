@@ -5,6 +5,7 @@
 #include "handlers/handlers.h"
 #include "server/log.h"
 #include "server/netproxy/netproxy.h"
+#include "server/telemetry/telemetry.h"
 #include "server/sandbox/sandbox.h"
 
 #include <errno.h>
@@ -34,8 +35,33 @@ static json_t *event_json(const netproxy_event *ev) {
                    owner ? json_string(owner) : json_null());
 }
 
+/* The audit record of a decision (telemetry off: nothing). A refusal for
+ * what the destination or method is (a local address, limited mode) is a
+ * block decision; everything the domain rules decided is a domain policy
+ * decision. */
+static void log_decision(warden_server *s, const netproxy_event *ev) {
+  if (!s->telemetry)
+    return;
+  char ts[48];
+  rfc3339(ev->timestamp_ms, ts, sizeof ts);
+  bool block = strcmp(ev->reason, "not_allowed_local") == 0 ||
+               strcmp(ev->reason, "method_not_allowed") == 0;
+  tele_net_decision d = {.timestamp = ts,
+                         .host = ev->host,
+                         .port = (int)ev->port,
+                         .protocol = netproxy_protocol_name(ev->protocol),
+                         .method = ev->method && ev->method[0] ? ev->method : NULL,
+                         .decision = netproxy_verdict_name(ev->decision),
+                         .reason = ev->reason,
+                         .source = ev->source,
+                         .process_id = ev->owner};
+  telemetry_log_network_decision(s->telemetry, block ? TELE_NET_BLOCK : TELE_NET_DOMAIN_POLICY,
+                                 &d);
+}
+
 static void on_decision(void *ctx, const netproxy_event *ev) {
   warden_server *s = ctx;
+  log_decision(s, ev);
   if (s->rpc) {
     if (rpc_notification_wanted(s->rpc, "network/decision"))
       rpc_notify(s->rpc, "network/decision", event_json(ev));

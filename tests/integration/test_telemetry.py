@@ -284,5 +284,49 @@ def test_invalid_settings_refused_at_start():
         assert rc == 0, err
 
 
+
+
+def test_network_decisions_are_log_records():
+    """Each egress-proxy decision is an audit record: a domain rule's refusal
+    is warden.network.domain_policy_decision, a local destination's refusal
+    warden.network.block_decision, with the NetworkDecision fields."""
+    import socket
+    import time
+    rx = Receiver()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "config.json")
+            with open(cfg, "w") as f:
+                json.dump({"telemetry": {"endpoint": rx.endpoint, "batchDelayMs": 20},
+                           "network": {"allowedDomains": ["allowed.example"]}}, f)
+            e = dict(CLEAN_ENV)
+            with wardenrpc.Server("--state-dir", os.path.join(tmp, "state"), "--config", cfg,
+                                  "--proxy-listen", "127.0.0.1:0", env=e) as s:
+                port = None
+                while port is None:
+                    for line in list(s.stderr_lines):
+                        if "proxy listening on 127.0.0.1:" in line:
+                            port = int(line.split("127.0.0.1:")[1].split()[0])
+                    if port is None:
+                        s.call("process/list", {})  # a round trip, then look again
+                for target in (b"blocked.example:443", b"127.0.0.1:9"):
+                    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+                        c.sendall(b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\n\r\n")
+                        head = c.recv(4096)
+                        assert head.startswith(b"HTTP/1.1 403"), head
+                s.close()
+            recs = {}
+            for (_, _, r) in rx.log_records():
+                recs.setdefault(r["eventName"], []).append(attrs(r))
+            dom = recs.get("warden.network.domain_policy_decision", [])
+            blk = recs.get("warden.network.block_decision", [])
+            assert any(a["server.address"] == "blocked.example" and a["server.port"] == 443
+                       and a["network.policy.decision"] == "deny" for a in dom), recs
+            assert any(a["server.address"] == "127.0.0.1" and a["server.port"] == 9
+                       and a["network.policy.reason"] == "not_allowed_local" for a in blk), recs
+    finally:
+        rx.close()
+
+
 if __name__ == "__main__":
     wardenrpc.run_tests(globals())
