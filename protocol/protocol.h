@@ -122,5 +122,6 @@ int proto_write_markdown(const char *dir);
 
 /* Shared named types, for code that builds these values. */
 extern const proto_type proto_t_sandbox_policy;
+extern const proto_type proto_t_resource_limits; /* ResourceLimits (config "limits") */
 
 #endif

@@ -20,8 +20,9 @@ void config_free(warden_config *c) {
   free(c->state_dir);
   json_decref(c->default_sandbox);
   json_decref(c->profiles);
+  json_decref(c->limits);
   c->state_dir = NULL;
-  c->default_sandbox = c->profiles = NULL;
+  c->default_sandbox = c->profiles = c->limits = NULL;
 }
 
 static int get_size(const char *path, const char *key, json_t *v, long long min, long long max,
@@ -93,6 +94,15 @@ int config_load_file(warden_config *c, const char *path, char *err, size_t errle
         json_decref(c->default_sandbox);
         c->default_sandbox = json_incref(v);
       }
+    } else if (strcmp(key, "limits") == 0) {
+      proto_violation pv;
+      if (!proto_validate(&proto_t_resource_limits, v, "limits", &pv)) {
+        snprintf(err, errlen, "%s: %s", path, pv.message);
+        rc = -1;
+      } else {
+        json_decref(c->limits);
+        c->limits = json_incref(v);
+      }
     } else if (strcmp(key, "profiles") == 0) {
       if (!json_is_object(v)) {
         snprintf(err, errlen, "%s: \"profiles\" must be an object of name -> policy", path);
@@ -105,7 +115,7 @@ int config_load_file(warden_config *c, const char *path, char *err, size_t errle
       snprintf(err, errlen,
                "%s: unknown key \"%s\" (known: maxLineBytes, retainBytes, maxInflight, "
                "shutdownGraceMs, approvalTimeoutMs, outputHighWaterBytes, stateDir, "
-               "defaultSandbox, profiles)",
+               "defaultSandbox, profiles, limits)",
                path, key);
       rc = -1;
     }

@@ -17,6 +17,7 @@ typedef struct warden_config {
   char *state_dir;             /* --state-dir, "stateDir" */
   json_t *default_sandbox;     /* "defaultSandbox": SandboxPolicy, NULL: workspaceWrite */
   json_t *profiles;            /* "profiles": name -> SandboxPolicy */
+  json_t *limits;              /* "limits": ResourceLimits defaults for every spawn, NULL: none */
 } warden_config;
 
 void config_defaults(warden_config *c);

@@ -3,6 +3,7 @@ import type { ProcessId } from "./ProcessId";
 import type { EnvPolicy } from "./EnvPolicy";
 import type { TerminalSize } from "./TerminalSize";
 import type { SandboxPolicy } from "./SandboxPolicy";
+import type { ResourceLimits } from "./ResourceLimits";
 
 export type ProcessSpawnParams = {
   processId: ProcessId;
@@ -27,4 +28,5 @@ export type ProcessSpawnParams = {
   timeoutMs?: number | null;
   /** Default: the server's configured default policy (built-in {type:"workspaceWrite"}). */
   sandbox?: SandboxPolicy | null;
+  limits?: ResourceLimits | null;
 };
