@@ -16,3 +16,13 @@ echo "== ASan+UBSan build =="
 ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE nosan
 echo "== plain build =="
 ctest --test-dir build --output-on-failure -j"$jobs"
+# libFuzzer targets (tests/fuzz), 30 s each under ASan+UBSan, when clang with
+# libFuzzer is installed (scripts/deps.sh installs it on Debian).
+if command -v clang-14 >/dev/null && clang-14 -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep -q /; then
+  echo "== fuzz =="
+  CC=clang-14 cmake -S . -B build-fuzz -DWARDEN_FUZZ=ON -DWARDEN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build-fuzz -j"$jobs" --target warden_fuzz >/dev/null
+  bash tests/fuzz/run.sh build-fuzz "${WARDEN_FUZZ_SECONDS:-30}"
+else
+  echo "== fuzz: skipped (no clang-14 with libFuzzer) =="
+fi
