@@ -51,7 +51,10 @@ class Env:
         saved = wardenrpc.WARDEN_BIN
         wardenrpc.WARDEN_BIN = self.bin
         try:
-            self.server = Server(*args, env={"HOME": self.home, "TMPDIR": "/tmp"}, user=user,
+            # ASan's quarantine of freed memory would count as RSS growth.
+            asan = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"
+            self.server = Server(*args, env={"HOME": self.home, "TMPDIR": "/tmp",
+                                             "ASAN_OPTIONS": asan}, user=user,
                                  cwd=self.ws, init=False)
         finally:
             wardenrpc.WARDEN_BIN = saved
