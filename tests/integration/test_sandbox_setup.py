@@ -7,7 +7,7 @@ import tempfile
 
 from wardenrpc import Server, run_tests
 
-FEATURE_KEYS = {"landlockAbi", "userNamespaces", "networkNamespaces", "seccomp"}
+FEATURE_KEYS = {"landlockAbi", "userNamespaces", "networkNamespaces", "seccomp", "limits", "cgroups"}
 
 
 def completed(s, n=1):
