@@ -21,6 +21,12 @@ int handlers_run_command(warden_server *s, int argc, char **argv);
 void handle_initialize(void *s, rpc_request *req, json_t *params);
 void handle_shutdown(void *s, rpc_request *req, json_t *params);
 void handle_process_spawn(void *s, rpc_request *req, json_t *params);
+/* handlers/limits.c: effective resource limits for a spawn, and the spawn
+ * result's `limits` object. */
+struct exec_limits;
+void handlers_spawn_limits(warden_server *s, json_t *params, bool sandboxed,
+                           struct exec_limits *out);
+json_t *handlers_applied_limits_json(const exec_proc *p, const struct exec_limits *l);
 void handle_process_write(void *s, rpc_request *req, json_t *params);
 void handle_process_resize(void *s, rpc_request *req, json_t *params);
 void handle_process_terminate(void *s, rpc_request *req, json_t *params);

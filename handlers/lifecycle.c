@@ -1,6 +1,7 @@
 /* initialize, initialized, shutdown. */
 #include "handlers/handlers.h"
 #include "protocol/protocol.h"
+#include "server/exec/limits.h"
 #include "server/log.h"
 #include "server/sandbox/sandbox.h"
 #include "server/version.h"
@@ -18,9 +19,14 @@ const policy_features *server_features(warden_server *s) {
 
 json_t *handlers_features_json(const policy_features *f);
 json_t *handlers_features_json(const policy_features *f) {
-  return json_pack("{s:i,s:b,s:b,s:b}", "landlockAbi", f->landlock_abi, "userNamespaces",
+  exec_limit_mech m[EXEC_LIMIT_COUNT];
+  exec_limits_probe(m);
+  json_t *lim = json_object();
+  for (int i = 0; i < EXEC_LIMIT_COUNT; i++)
+    json_object_set_new(lim, exec_limit_name(i), json_string(exec_limit_mech_name(m[i])));
+  return json_pack("{s:i,s:b,s:b,s:b,s:o,s:s}", "landlockAbi", f->landlock_abi, "userNamespaces",
                    f->user_namespaces, "networkNamespaces", f->network_namespaces, "seccomp",
-                   f->seccomp);
+                   f->seccomp, "limits", lim, "cgroups", exec_limits_host_summary());
 }
 
 void handle_initialize(void *server, rpc_request *req, json_t *params) {

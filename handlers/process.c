@@ -3,6 +3,7 @@
 #include "handlers/handlers.h"
 #include "server/base64.h"
 #include "server/envpolicy.h"
+#include "server/exec/limits.h"
 #include "server/log.h"
 #include "server/sandbox/sandbox.h"
 
@@ -75,6 +76,7 @@ typedef struct proc_data {
   char network[8];
   bool enforced;
   json_t *env_dropped; /* names the default filters left out (spawn result) */
+  exec_limits limits; /* effective resource limits of the spawn */
   read_waiter *waiters;
   /* A process warden runs for itself (the sandbox/setup self-check): no
    * notifications, not listed, not addressable; its output is collected. */
@@ -353,9 +355,10 @@ static void on_spawned(void *ctx, exec_proc *proc, void *user, const exec_spawn_
   }
   if (rc < 0)
     LOGE("process", "%s: proxy listeners: %s", exec_proc_id(proc), strerror(-rc));
-  json_t *result = json_pack("{s:s,s:i,s:{s:b,s:s,s:s}}", "processId", exec_proc_id(proc), "pid",
-                             exec_proc_pid(proc), "sandbox", "enforced", pd->enforced, "backend",
-                             pd->backend, "network", pd->network);
+  json_t *result = json_pack("{s:s,s:i,s:{s:b,s:s,s:s},s:o}", "processId", exec_proc_id(proc),
+                             "pid", exec_proc_pid(proc), "sandbox", "enforced", pd->enforced,
+                             "backend", pd->backend, "network", pd->network, "limits",
+                             handlers_applied_limits_json(proc, &pd->limits));
   json_object_set_new(result, "envDropped",
                       pd->env_dropped ? json_incref(pd->env_dropped) : json_array());
   rpc_respond(req, result);
@@ -436,6 +439,7 @@ static void on_proc_exit(void *ctx, exec_proc *proc, uint64_t seq, const exec_ex
                              info->signal ? json_null() : json_integer(info->exit_code), "signal",
                              sig ? json_string(sig) : json_null(), "timedOut", info->timed_out,
                              "durationMs", (json_int_t)info->duration_ms);
+  json_object_set_new(params, "limit", info->limit ? json_string(info->limit) : json_null());
   rpc_notify(s->rpc, "process/exited", params);
   if (pd) {
     handlers_process_span_end(pd->span, info);
@@ -709,6 +713,8 @@ void handle_process_spawn(void *server, rpc_request *req, json_t *params) {
     o.output_cap = json_integer_value(v);
   if ((v = json_object_get(params, "timeoutMs")) && json_is_integer(v))
     o.timeout_ms = json_integer_value(v);
+  handlers_spawn_limits(s, params, pd->spec && pd->enforced, &pd->limits);
+  o.limits = &pd->limits;
   pd->spawn_req = req;
   int rc = exec_spawn(s->exec, &o);
   free(argv);

@@ -138,5 +138,6 @@ const proto_type *proto_wire_params(const proto_method *m, proto_type *out, prot
 
 /* Shared named types, for code that builds these values. */
 extern const proto_type proto_t_sandbox_policy;
+extern const proto_type proto_t_resource_limits; /* ResourceLimits (config "limits") */
 
 #endif

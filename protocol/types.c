@@ -137,11 +137,24 @@ FIELDS(f_platform, {"os", &t_string, true, "uname sysname, e.g. \"Linux\"."},
        {"arch", &t_string, true, "uname machine, e.g. \"x86_64\"."},
        {"kernel", &t_string, true, "uname release."});
 OBJECT(t_platform, f_platform, .name = "Platform");
+ENUM(e_limit_mech, "cgroup2", "cgroup1", "rlimit", "none");
+ENUM_TYPE(t_limit_mech, e_limit_mech, .name = "LimitMechanism",
+          .desc = "What enforces a limit: a cgroup v2 or v1 controller, a per-process rlimit, "
+                  "or nothing (this host cannot enforce it).");
+FIELDS(f_limit_mechs, {"maxProcesses", &t_limit_mech, true, NULL},
+       {"memoryBytes", &t_limit_mech, true, NULL}, {"cpuSeconds", &t_limit_mech, true, NULL},
+       {"fileSizeBytes", &t_limit_mech, true, NULL}, {"openFiles", &t_limit_mech, true, NULL});
+OBJECT(t_limit_mechs, f_limit_mechs, .name = "LimitMechanisms",
+       .desc = "Which mechanism would enforce each ResourceLimits field on this host.");
 FIELDS(f_features,
        {"landlockAbi", &t_uint, true, "Highest Landlock ABI the kernel offers; 0 when none."},
        {"userNamespaces", &t_bool, true, "An unprivileged user namespace could be created."},
        {"networkNamespaces", &t_bool, true, "A network namespace could be created."},
-       {"seccomp", &t_bool, true, "seccomp filters are available."});
+       {"seccomp", &t_bool, true, "seccomp filters are available."},
+       {"limits", &t_limit_mechs, true, NULL},
+       {"cgroups", &t_string, true,
+        "What the cgroup probe found, in words: the writable cgroup2 and cgroup1 (pids, "
+        "memory) hierarchies warden uses, or that there are none."});
 OBJECT(t_features, f_features, .name = "SandboxFeatures",
        .desc = "What the running kernel can enforce, probed for real at startup.");
 static const proto_type t_protocol_version = {.kind = PK_INT, .has_min = true, .min = 1};
@@ -233,6 +246,26 @@ static const proto_type t_cap = {
     .kind = PK_INT, .has_min = true, .min = 0, .nullable = true,
     .desc = "Per-stream cap on streamed bytes; past it output is read and dropped and the last "
             "delta of that stream has capReached:true."};
+static const proto_type t_limit_value = {
+    .kind = PK_INT, .has_min = true, .min = 1, .nullable = true,
+    .desc = "null: no limit (also overriding a default)."};
+FIELDS(f_limits,
+       {"maxProcesses", &t_limit_value, false,
+        "Processes and threads in the command's tree (cgroup pids.max; else RLIMIT_NPROC in the "
+        "sandbox's own user namespace). Sandboxed default 4096."},
+       {"memoryBytes", &t_limit_value, false,
+        "Memory of the whole tree (cgroup memory.max; else RLIMIT_AS per process, address space). "
+        "Sandboxed default with a cgroup: half the host's RAM (at least 1 GiB); no default for "
+        "the RLIMIT_AS fallback."},
+       {"cpuSeconds", &t_limit_value, false, "CPU time per process (RLIMIT_CPU: SIGXCPU)."},
+       {"fileSizeBytes", &t_limit_value, false,
+        "Largest file a process may write (RLIMIT_FSIZE: SIGXFSZ)."},
+       {"openFiles", &t_limit_value, false, "Open file descriptors per process (RLIMIT_NOFILE)."});
+const proto_type proto_t_resource_limits = {.kind = PK_OBJECT, .fields = f_limits, .name = "ResourceLimits",
+       .desc = "Resource limits for the command's process tree. An absent field takes the "
+               "config file's `limits` default, then (sandboxed commands only) the built-in "
+               "default."};
+#define t_limits proto_t_resource_limits
 FIELDS(f_spawn, {"processId", &t_process_id, true, NULL},
        {"argv", &t_argv, true, "The program and its arguments; argv[0] is looked up in PATH."},
        {"arg0", &t_string, false, "Overrides argv[0] as the program sees it."},
@@ -245,18 +278,26 @@ FIELDS(f_spawn, {"processId", &t_process_id, true, NULL},
         "Pipe sessions: keep stdin open for process/write. Otherwise stdin is /dev/null."},
        {"outputBytesCap", &t_cap, false, NULL}, {"timeoutMs", &t_timeout, false, NULL},
        {"sandbox", &proto_t_sandbox_policy, false,
-        "Default: the server's configured default policy (built-in {type:\"workspaceWrite\"})."});
+        "Default: the server's configured default policy (built-in {type:\"workspaceWrite\"})."},
+       {"limits", &t_limits, false, NULL});
 OBJECT(t_spawn_params, f_spawn, .name = "ProcessSpawnParams");
 FIELDS(f_spawn_sandbox, {"enforced", &t_bool, true, NULL}, {"backend", &t_backend, true, NULL},
        {"network", &t_network_mode, true, NULL});
 OBJECT(t_spawn_sandbox, f_spawn_sandbox);
+FIELDS(f_applied_limit, {"value", &t_uint, true, NULL},
+       {"enforcedBy", &t_limit_mech, true, NULL});
+OBJECT(t_applied_limit, f_applied_limit, .name = "AppliedLimit");
+static const proto_type t_applied_limits = {
+    .kind = PK_MAP, .items = &t_applied_limit, .name = "AppliedLimits",
+    .desc = "The limits in force, by ResourceLimits field name; a limit not listed is not set."};
 FIELDS(f_spawn_result, {"processId", &t_process_id, true, NULL},
        {"pid", &t_uint, true, "The process id as the server sees it."},
        {"sandbox", &t_spawn_sandbox, true, NULL},
        {"envDropped", &t_string_list, true,
         "Names (never values) of the server's variables the default filters left out: the "
         "secret filter (no explicit envPolicy.exclude) and, in every network mode but full, "
-        "the variables that locate host sockets."});
+        "the variables that locate host sockets."},
+       {"limits", &t_applied_limits, true, NULL});
 OBJECT(t_spawn_result, f_spawn_result, .name = "ProcessSpawnResult");
 
 FIELDS(f_output, {"processId", &t_process_id, true, NULL},
@@ -267,10 +308,17 @@ OBJECT(t_output_notif, f_output, .name = "ProcessOutputNotification");
 static const proto_type t_signal_name = {
     .kind = PK_STRING, .nullable = true,
     .desc = "Name of the signal that ended the process, without SIG (\"KILL\")."};
+ENUM(e_limit_hit, "memory", "processes", "cpu", "fileSize");
+ENUM_TYPE(t_limit_hit, e_limit_hit, .nullable = true,
+          .desc = "The resource limit that ended the process: memory (the cgroup's OOM killer "
+                  "ran), processes (a fork failed at pids.max), cpu (SIGXCPU), fileSize "
+                  "(SIGXFSZ); null otherwise. Without a cgroup a memory or process limit "
+                  "(RLIMIT_AS, RLIMIT_NPROC) makes allocations or forks fail and is not "
+                  "reported here.");
 FIELDS(f_exited, {"processId", &t_process_id, true, NULL}, {"seq", &t_seq, true, NULL},
        {"exitCode", &t_int_nullable, true, "null when a signal ended the process."},
        {"signal", &t_signal_name, true, NULL}, {"timedOut", &t_bool, true, NULL},
-       {"durationMs", &t_uint, true, NULL});
+       {"durationMs", &t_uint, true, NULL}, {"limit", &t_limit_hit, true, NULL});
 OBJECT(t_exited_notif, f_exited, .name = "ProcessExitedNotification",
        .desc = "Sent after every byte of the process's output has been sent. When the command "
                "exits, what is left of its process tree is killed.");

@@ -21,8 +21,9 @@ void config_free(warden_config *c) {
   json_decref(c->default_sandbox);
   json_decref(c->profiles);
   json_decref(c->telemetry);
+  json_decref(c->limits);
   c->state_dir = NULL;
-  c->default_sandbox = c->profiles = c->telemetry = NULL;
+  c->default_sandbox = c->profiles = c->telemetry = c->limits = NULL;
   json_decref(c->network);
   c->network = NULL;
   free(c->proxy_listen);
@@ -150,6 +151,15 @@ int config_load_file(warden_config *c, const char *path, char *err, size_t errle
         json_decref(c->default_sandbox);
         c->default_sandbox = json_incref(v);
       }
+    } else if (strcmp(key, "limits") == 0) {
+      proto_violation pv;
+      if (!proto_validate(&proto_t_resource_limits, v, "limits", &pv)) {
+        snprintf(err, errlen, "%s: %s", path, pv.message);
+        rc = -1;
+      } else {
+        json_decref(c->limits);
+        c->limits = json_incref(v);
+      }
     } else if (strcmp(key, "profiles") == 0) {
       if (!json_is_object(v)) {
         snprintf(err, errlen, "%s: \"profiles\" must be an object of name -> policy", path);
@@ -172,7 +182,7 @@ int config_load_file(warden_config *c, const char *path, char *err, size_t errle
       snprintf(err, errlen,
                "%s: unknown key \"%s\" (known: maxLineBytes, retainBytes, maxInflight, "
                "shutdownGraceMs, approvalTimeoutMs, outputHighWaterBytes, stateDir, "
-               "defaultSandbox, profiles, telemetry, network)",
+               "defaultSandbox, profiles, telemetry, network, limits)",
                path, key);
       rc = -1;
     }

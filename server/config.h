@@ -20,6 +20,7 @@ typedef struct warden_config {
   json_t *telemetry;           /* "telemetry": checked by server/telemetry at start */
   json_t *network;             /* "network": start NetworkPolicy and proxy limits */
   char *proxy_listen;          /* --proxy-listen, "network.proxyListen": HOST:PORT */
+  json_t *limits;              /* "limits": ResourceLimits defaults for every spawn, NULL: none */
 } warden_config;
 
 void config_defaults(warden_config *c);

@@ -164,6 +164,14 @@ static _Noreturn void cmd_main(exec_child_ctx *c, int ep, pid_t sup) {
   /* The exec pipe is O_CLOEXEC already: it closes at exec, which is how the
    * supervisor learns that exec succeeded. */
   close_fds(3, ~0u, true);
+  if (c->limits) {
+    static const char *const steps[] = {"setrlimit RLIMIT_NPROC", "setrlimit RLIMIT_AS",
+                                        "setrlimit RLIMIT_CPU", "setrlimit RLIMIT_FSIZE",
+                                        "setrlimit RLIMIT_NOFILE"};
+    int which = exec_limits_apply_rlimits(c->limits);
+    if (which < 0)
+      cmd_fail(ep, errno, steps[-which - 1], false);
+  }
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
   if (c->sandbox) {
     const char *step = "sandbox";
@@ -476,8 +484,10 @@ static void sup_signals(sup *s) {
 /* Keep only the fds in keep[] (values <= 2 are moved up first); 0-2 become
  * /dev/null. */
 static void sup_fds(exec_child_ctx *c) {
-  int *keep[] = {&c->report_w, &c->devnull,  &c->pty_slave, &c->stdin_r,
-                 &c->stdout_w, &c->stderr_w, &c->sandbox_fd};
+  int none[EXEC_LIMITS_CG_FDS] = {-1, -1, -1};
+  int *lim = c->limits ? c->limits->procs_fd : none;
+  int *keep[] = {&c->report_w, &c->devnull,  &c->pty_slave, &c->stdin_r, &c->stdout_w,
+                 &c->stderr_w, &c->sandbox_fd, &lim[0],      &lim[1],     &lim[2]};
   const size_t nk = sizeof keep / sizeof keep[0];
   for (size_t i = 0; i < nk; i++)
     if (*keep[i] >= 0 && *keep[i] <= 2) {
@@ -528,6 +538,10 @@ _Noreturn void exec_supervisor_main(exec_child_ctx *c) {
   if (!c->newpid && getppid() != c->server_pid)
     _exit(1);
   sup_fds(c);
+  /* Into the limits' cgroups before anything else runs or forks, so the
+   * whole tree is counted and can be killed as one. */
+  if (exec_limits_join(c->limits) < 0)
+    sup_fail(c, errno, "join cgroup", false);
   if (setsid() < 0)
     sup_fail(c, errno, "setsid", false);
   if (c->tty && ioctl(c->pty_slave, TIOCSCTTY, 0) < 0)

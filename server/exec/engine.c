@@ -211,6 +211,7 @@ void exec_engine_maybe_free(exec_engine *e) {
   close(e->devnull);
   free(e->scratch);
   free(e);
+  exec_limits_host_cleanup(1000);
 }
 
 void exec_engine_free(exec_engine *e) {

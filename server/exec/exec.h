@@ -58,6 +58,8 @@ typedef struct exec_exit_info {
   int signal;         /* terminating signal number, 0 if exited normally */
   bool timed_out;
   uint64_t duration_ms;
+  const char *limit;  /* the limit that ended it: "memory" | "processes" | "cpu" |
+                       * "fileSize", NULL: none (limits.h) */
 } exec_exit_info;
 
 typedef struct exec_spawn_error {
@@ -115,6 +117,7 @@ typedef struct exec_spawn_opts {
   const struct sandbox_spec *sandbox; /* NULL: no sandbox; borrowed until on_exit or
                                        * on_spawned(err) returns (see above) */
   void *user;                 /* passed back to on_spawned */
+  const struct exec_limits *limits; /* resource limits (limits.h), NULL: none; copied */
 } exec_spawn_opts;
 
 /* Start a spawn. Returns 0 and later calls on_spawned, or a negative errno
@@ -164,6 +167,10 @@ void exec_proc_read(const exec_proc *p, uint64_t after_seq, size_t max_bytes, ex
  * is still called once it is reaped, and then it is freed. It is not found by
  * exec_engine_find() from this call on. */
 void exec_proc_release(exec_proc *p);
+
+/* Which mechanism enforces limit `which` (EXEC_LIMIT_*, limits.h) for this
+ * process; an exec_limit_mech. */
+int exec_proc_limit_mech(const exec_proc *p, int which);
 
 /* Signal names without SIG ("KILL") and back; NULL/0 when unknown. */
 const char *exec_signal_name(int sig);

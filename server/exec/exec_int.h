@@ -17,6 +17,7 @@
 #define WARDEN_EXEC_INT_H
 
 #include "server/exec/exec.h"
+#include "server/exec/limits.h"
 
 #include <signal.h>
 #include <sys/types.h>
@@ -91,6 +92,7 @@ typedef struct exec_child_ctx {
   char **cand;            /* NULL-terminated program paths to try in order */
   char **sh_argv;         /* {"/bin/sh", <slot>, argv[1..], NULL} for ENOEXEC */
   const struct sandbox_spec *sandbox;
+  exec_limits_state *limits; /* cgroups to join, rlimits to set; NULL: none */
 } exec_child_ctx;
 
 /* Runs in the clone()d child; never returns. */
@@ -181,6 +183,7 @@ struct exec_proc {
   bool linked;          /* in the engine's table */
   bool deferred_check;  /* exec_proc_check_done from the deferred pass */
   bool draining;        /* t_grace is the drain cap now */
+  exec_limits_state lim; /* resource limits (limits.c) */
 };
 
 struct exec_engine {
@@ -202,6 +205,7 @@ struct exec_engine {
   uv_timer_t defer; /* zero timer for callbacks that must not nest */
   bool defer_closed;
   exec_wreq *done_head, *done_tail; /* finished writes to report */
+  uint64_t spawn_serial; /* names per-spawn cgroups */
 };
 
 /* engine.c */

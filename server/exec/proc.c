@@ -51,6 +51,8 @@ void exec_proc_kill_hard(exec_proc *p) {
      * the kernel (namespace) or PDEATHSIG (command) takes the rest. */
     sup_signal(p, SIGKILL);
   }
+  /* With a cgroup: the whole tree, whatever process group it moved to. */
+  exec_limits_kill(&p->lim);
 }
 
 static void send_sig(exec_proc *p, int sig) {
@@ -130,6 +132,10 @@ static void deliver_exit(exec_proc *p) {
   p->info.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
   p->info.signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
   p->info.timed_out = p->timed_out;
+  static const char *const hit_names[EXEC_LIMIT_COUNT] = {"processes", "memory", "cpu",
+                                                          "fileSize", NULL};
+  int hit = exec_limits_finish(&p->lim, st);
+  p->info.limit = hit >= 0 ? hit_names[hit] : NULL;
   uv_timer_stop(&p->t_grace);
   uv_timer_stop(&p->t_timeout);
   p->stdin_open = false;
@@ -198,6 +204,7 @@ void exec_proc_check_done(exec_proc *p) {
 
 static void proc_free(exec_proc *p) {
   exec_engine *e = p->e;
+  exec_limits_finish(&p->lim, 0); /* a spawn that never ran: remove its cgroups */
   exec_engine_unlink(e, p);
   exec_ring_free(&p->ring);
   for (size_t i = 0; p->argv && p->argv[i]; i++)
@@ -238,6 +245,9 @@ bool exec_proc_running(const exec_proc *p) { return p->state == EXEC_RUNNING; }
 bool exec_proc_tty(const exec_proc *p) { return p->tty; }
 char *const *exec_proc_argv(const exec_proc *p) { return p->argv; }
 uint64_t exec_proc_started_at_ms(const exec_proc *p) { return p->started_ms; }
+int exec_proc_limit_mech(const exec_proc *p, int which) {
+  return which >= 0 && which < EXEC_LIMIT_COUNT ? (int)p->lim.mech[which] : EXEC_MECH_NONE;
+}
 const exec_exit_info *exec_proc_exit_info(const exec_proc *p) {
   return p->state == EXEC_EXITED ? &p->info : NULL;
 }

@@ -276,6 +276,8 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
   exec_proc *p = proc_new(e, o);
   if (!p)
     return -ENOMEM;
+  /* Limits: cgroups created and configured now, joined by the supervisor. */
+  exec_limits_prepare(&p->lim, o->limits, ++e->spawn_serial);
   p->newpid = (nsflags & CLONE_NEWPID) != 0;
 
   int rc = 0;
@@ -331,6 +333,7 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
       .cand = cand,
       .sh_argv = sh_argv,
       .sandbox = o->sandbox,
+      .limits = p->lim.active ? &p->lim : NULL,
   };
 
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
@@ -352,6 +355,7 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
     exec_supervisor_main(&c);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  exec_limits_after_clone(&p->lim);
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
   /* Our copy of the channel's child end: closed, so the server side sees
    * EOF if the supervisor dies before sending. */

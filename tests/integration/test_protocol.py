@@ -22,7 +22,8 @@ def test_initialize_result_shape():
         assert res["protocolVersion"] == 1
         assert res["platform"]["os"] == "Linux"
         f = res["sandbox"]
-        assert set(f) == {"landlockAbi", "userNamespaces", "networkNamespaces", "seccomp"}
+        assert set(f) == {"landlockAbi", "userNamespaces", "networkNamespaces", "seccomp",
+                          "limits", "cgroups"}
         assert isinstance(f["landlockAbi"], int)
 
 

@@ -65,6 +65,20 @@ class Platform(TypedDict):
     kernel: str
 
 
+#: What enforces a limit: a cgroup v2 or v1 controller, a per-process rlimit,
+#: or nothing (this host cannot enforce it).
+LimitMechanism = Literal["cgroup2", "cgroup1", "rlimit", "none"]
+
+
+class LimitMechanisms(TypedDict):
+    """Which mechanism would enforce each ResourceLimits field on this host."""
+    maxProcesses: LimitMechanism
+    memoryBytes: LimitMechanism
+    cpuSeconds: LimitMechanism
+    fileSizeBytes: LimitMechanism
+    openFiles: LimitMechanism
+
+
 class SandboxFeatures(TypedDict):
     """What the running kernel can enforce, probed for real at startup."""
     #: Highest Landlock ABI the kernel offers; 0 when none.
@@ -75,6 +89,10 @@ class SandboxFeatures(TypedDict):
     networkNamespaces: bool
     #: seccomp filters are available.
     seccomp: bool
+    limits: LimitMechanisms
+    #: What the cgroup probe found, in words: the writable cgroup2 and cgroup1
+    #: (pids, memory) hierarchies warden uses, or that there are none.
+    cgroups: str
 
 
 class InitializeResult(TypedDict):
@@ -210,6 +228,27 @@ SandboxPolicy = Union[
 ]
 
 
+class ResourceLimits(TypedDict, total=False):
+    """Resource limits for the command's process tree. An absent field takes
+    the config file's `limits` default, then (sandboxed commands only)
+    the built-in default.
+    """
+    #: Processes and threads in the command's tree (cgroup pids.max; else
+    #: RLIMIT_NPROC in the sandbox's own user namespace). Sandboxed default
+    #: 4096.
+    maxProcesses: Optional[int]
+    #: Memory of the whole tree (cgroup memory.max; else RLIMIT_AS per process,
+    #: address space). Sandboxed default with a cgroup: half the host's RAM (at
+    #: least 1 GiB); no default for the RLIMIT_AS fallback.
+    memoryBytes: Optional[int]
+    #: CPU time per process (RLIMIT_CPU: SIGXCPU).
+    cpuSeconds: Optional[int]
+    #: Largest file a process may write (RLIMIT_FSIZE: SIGXFSZ).
+    fileSizeBytes: Optional[int]
+    #: Open file descriptors per process (RLIMIT_NOFILE).
+    openFiles: Optional[int]
+
+
 class _ProcessSpawnParamsRequired(TypedDict):
     processId: ProcessId
     #: The program and its arguments; argv[0] is looked up in PATH.
@@ -241,6 +280,7 @@ class ProcessSpawnParams(_ProcessSpawnParamsRequired, total=False):
     #: Default: the server's configured default policy (built-in
     #: {type:"workspaceWrite"}).
     sandbox: Optional[SandboxPolicy]
+    limits: Optional[ResourceLimits]
     #: Request metadata (trace context); removed before the params are
     #: validated.
     _meta: Optional[RequestMeta]
@@ -252,6 +292,16 @@ class ProcessSpawnResultSandbox(TypedDict):
     network: NetworkMode
 
 
+class AppliedLimit(TypedDict):
+    value: int
+    enforcedBy: LimitMechanism
+
+
+#: The limits in force, by ResourceLimits field name; a limit not listed is not
+#: set.
+AppliedLimits = Dict[str, AppliedLimit]
+
+
 class ProcessSpawnResult(TypedDict):
     processId: ProcessId
     #: The process id as the server sees it.
@@ -261,6 +311,7 @@ class ProcessSpawnResult(TypedDict):
     #: out: the secret filter (no explicit envPolicy.exclude) and, in every
     #: network mode but full, the variables that locate host sockets.
     envDropped: List[str]
+    limits: AppliedLimits
 
 
 class _ProcessWriteParamsRequired(TypedDict):
@@ -416,6 +467,12 @@ class ProcessExitedNotification(TypedDict):
     signal: Optional[str]
     timedOut: bool
     durationMs: int
+    #: The resource limit that ended the process: memory (the cgroup's OOM
+    #: killer ran), processes (a fork failed at pids.max), cpu (SIGXCPU),
+    #: fileSize (SIGXFSZ); null otherwise. Without a cgroup a memory or process
+    #: limit (RLIMIT_AS, RLIMIT_NPROC) makes allocations or forks fail and is
+    #: not reported here.
+    limit: Optional[Literal["memory", "processes", "cpu", "fileSize"]]
 
 
 class _PolicyResolveParamsRequired(TypedDict):
@@ -862,6 +919,7 @@ class RequestMethods:
             output_bytes_cap: Optional[int] = None,
             timeout_ms: Optional[int] = None,
             sandbox: Optional[SandboxPolicy] = None,
+            limits: Optional[ResourceLimits] = None,
             _meta: Optional[RequestMeta] = None,
         ) -> ProcessSpawnResult:
         """`process/spawn`. Start a command. Setup or exec failures answer
@@ -881,6 +939,7 @@ class RequestMethods:
             "outputBytesCap": output_bytes_cap,
             "timeoutMs": timeout_ms,
             "sandbox": sandbox,
+            "limits": limits,
             "_meta": _meta,
         }
         return self.request("process/spawn", _compact(params, ("processId", "argv")))
@@ -1153,6 +1212,7 @@ class AsyncRequestMethods:
             output_bytes_cap: Optional[int] = None,
             timeout_ms: Optional[int] = None,
             sandbox: Optional[SandboxPolicy] = None,
+            limits: Optional[ResourceLimits] = None,
             _meta: Optional[RequestMeta] = None,
         ) -> ProcessSpawnResult:
         """`process/spawn`. Start a command. Setup or exec failures answer
@@ -1172,6 +1232,7 @@ class AsyncRequestMethods:
             "outputBytesCap": output_bytes_cap,
             "timeoutMs": timeout_ms,
             "sandbox": sandbox,
+            "limits": limits,
             "_meta": _meta,
         }
         return await self.request("process/spawn", _compact(params, ("processId", "argv")))

@@ -11,4 +11,6 @@ export type ProcessExitedNotification = {
   signal: string | null;
   timedOut: boolean;
   durationMs: number;
+  /** The resource limit that ended the process: memory (the cgroup's OOM killer ran), processes (a fork failed at pids.max), cpu (SIGXCPU), fileSize (SIGXFSZ); null otherwise. Without a cgroup a memory or process limit (RLIMIT_AS, RLIMIT_NPROC) makes allocations or forks fail and is not reported here. */
+  limit: "memory" | "processes" | "cpu" | "fileSize" | null;
 };

@@ -3,6 +3,7 @@ import type { ProcessId } from "./ProcessId";
 import type { EnvPolicy } from "./EnvPolicy";
 import type { TerminalSize } from "./TerminalSize";
 import type { SandboxPolicy } from "./SandboxPolicy";
+import type { ResourceLimits } from "./ResourceLimits";
 import type { RequestMeta } from "./RequestMeta";
 
 export type ProcessSpawnParams = {
@@ -28,6 +29,7 @@ export type ProcessSpawnParams = {
   timeoutMs?: number | null;
   /** Default: the server's configured default policy (built-in {type:"workspaceWrite"}). */
   sandbox?: SandboxPolicy | null;
+  limits?: ResourceLimits | null;
   /** Request metadata (trace context); removed before the params are validated. */
   _meta?: RequestMeta | null;
 };
