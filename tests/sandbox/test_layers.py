@@ -127,6 +127,35 @@ def test_view_sees_disabled_layers_unprivileged():
         assert miss == {layer}, (layer, miss, v)
 
 
+def landlock_backend_view(env=None):
+    """The Landlock-only backend (read-only, full network): no namespaces,
+    so Landlock, seccomp, no_new_privs and the capability drop are all
+    there is."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
+        probe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+        with Server(env=env) as s:
+            r = s.call("process/spawn", {"processId": "v", "argv": [PY, probe, "view"], "cwd": d,
+                                         "sandbox": {"type": "readOnly", "networkAccess": True}})
+            assert r["sandbox"]["backend"] == "landlock", r
+            x = s.wait_exit("v", timeout=60)
+            out = s.output_of("v").decode()
+            assert x["exitCode"] == 0, out
+            v = json.loads(out)
+    return missing_layers(v) - {"mounts", "userns", "pidns", "netns", "ipcns"}, v
+
+
+def test_landlock_backend_layers_present():
+    miss, v = landlock_backend_view()
+    assert not miss, (miss, v)
+
+
+def test_landlock_backend_sees_disabled_landlock():
+    require_hooks()
+    for layer in ["landlock", "seccomp", "caps"]:
+        miss, v = landlock_backend_view({"WARDEN_TEST_DISABLE": layer})
+        assert miss == {layer}, (layer, miss, v)
+
+
 def test_escapes_hold_with_each_layer_disabled():
     require_hooks()
     for layer in LAYERS:
