@@ -108,7 +108,13 @@ class Server:
                 if left <= 0 or self.eof:
                     raise Timeout("no response to id %r" % (id,))
                 self.cond.wait(left)
-            return self.responses[key][0]
+            msg = self.responses[key][0]
+        if "error" in msg:
+            # every error answer follows the contract (code, message, data)
+            from schemacheck import error_errors
+            errs = error_errors(msg)
+            assert not errs, ("error response breaks the contract", errs, msg)
+        return msg
 
     def request(self, method, params=None, timeout=30, id=None):
         return self.wait_response(self.request_async(method, params, id=id), timeout)
