@@ -176,13 +176,6 @@ def test_pipelined_10000_each_answered_once():
             assert counts.get(json.dumps(i)) == 1, i
 
 
-def test_shutdown_answers_and_exits_zero():
-    s = Server()
-    r = s.request("shutdown")
-    assert r["result"] == {}
-    assert s.proc.wait(30) == 0
-
-
 def test_sigterm_exits_cleanly():
     s = Server()
     s.proc.send_signal(signal.SIGTERM)
