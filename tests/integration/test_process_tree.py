@@ -72,10 +72,12 @@ def test_terminate_reaches_every_process_of_the_group():
         with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
             with Server() as s:
                 # the command waits for its members to record and exit
-                script = (" ".join(MEMBER % (i, i) for i in range(3)) +
-                          " trap 'echo main-TERM' TERM; wait; wait")
+                # (its trap is set first: a subshell resets it to the default)
+                script = ("trap 'echo main-TERM' TERM; " +
+                          " ".join(MEMBER % (i, i) for i in range(3)) +
+                          " echo ready-main; wait; wait")
                 spawn(s, "g", script, d, policy)
-                wait_lines(s, "g", [b"ready-%d" % i for i in range(3)])
+                wait_lines(s, "g", [b"ready-%d" % i for i in range(3)] + [b"ready-main"])
                 # a grace long enough that only TERM can explain the records
                 assert s.call("process/terminate", {"processId": "g", "graceMs": 600000})["running"]
                 x = s.wait_exit("g", timeout=WAIT_S)
