@@ -65,6 +65,42 @@ def test_spawn_refused_never_weaker():
                 assert b"ran" in s.output_of("c")
 
 
+def test_spawn_refused_unprivileged():
+    """The same refusals when the server runs as an unprivileged uid."""
+    import shutil
+    import wardenrpc
+    require_hooks()
+    base = tempfile.mkdtemp(prefix="warden-refuse-", dir="/var/tmp")
+    try:
+        os.chmod(base, 0o755)
+        d = os.path.join(base, "ws")
+        os.mkdir(d)
+        os.chown(d, 65534, 65534)
+        binary = os.path.join(base, "warden")
+        shutil.copy(WARDEN_BIN, binary)
+        saved, wardenrpc.WARDEN_BIN = wardenrpc.WARDEN_BIN, binary
+        try:
+            for feats, policy, word in CASES:
+                env = {"WARDEN_TEST_FEATURES": feats, "HOME": base, "XDG_STATE_HOME": d}
+                with Server(env=env, user=(65534, 65534), cwd=base) as s:
+                    r, marker = spawn_marker(s, d, policy, "p")
+                    e = assert_error(r, -32003)
+                    assert word in e["data"]["reason"], (feats, e)
+                    assert not os.path.exists(marker)
+                with Server(env={"HOME": base}, user=(65534, 65534), cwd=base) as s:  # control
+                    r, marker = spawn_marker(s, d, policy, "c")
+                    assert "result" in r, (feats, policy, r)
+                    assert s.wait_exit("c")["exitCode"] == 0
+                    assert b"ran" in s.output_of("c")
+                    assert os.path.exists(marker) == (policy is not RO_NET)
+                    if os.path.exists(marker):
+                        os.unlink(marker)
+        finally:
+            wardenrpc.WARDEN_BIN = saved
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_warden_run_exits_126():
     require_hooks()
     with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
