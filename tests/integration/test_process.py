@@ -267,10 +267,10 @@ def test_200_concurrent_sessions_intact():
 
 def test_output_after_shell_exits_is_delivered():
     with Server() as s:
-        # The race: the command exits while what its tree wrote is still in
-        # the pipe (a 64 KiB pipe cannot hold 200 KB, so the last chunk is
-        # written just before exit). Everything written before exit must
-        # arrive before process/exited. Repeated to open the window often.
+        # The command exits right after its tree wrote 200 KB (more than a
+        # pipe holds, so the last chunk is written just before exit): all of
+        # it arrives before process/exited. test_output_race.py holds the
+        # window open on purpose (the exit known, the output still unread).
         for i in range(20):
             pid = "bg%d" % i
             spawn(s, pid, ["sh", "-c", "echo early; (head -c 200000 /dev/zero | tr '\\0' y) & "
