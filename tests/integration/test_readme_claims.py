@@ -343,6 +343,15 @@ def test_external_sandbox_and_builtin_profile_spawned():
             assert s.wait_exit("e")["exitCode"] == 0
             assert os.path.exists(os.path.join(d, "e"))  # warden adds no sandbox of its own
             assert s.output_of("e") == b"\n"
+            # a built-in profile: the workspace one writes cwd and nothing else
+            os.mkdir(os.path.join(d, "ws"))
+            r = s.call("process/spawn", {"processId": "w", "cwd": os.path.join(d, "ws"),
+                                         "sandbox": {"type": "profile", "name": ":workspace"},
+                                         "argv": ["sh", "-c", "touch in; touch %s/out" % d]})
+            assert r["sandbox"] == {"enforced": True, "backend": "namespaces", "network": "none"}
+            assert s.wait_exit("w")["exitCode"] != 0
+            assert os.path.exists(os.path.join(d, "ws", "in"))
+            assert not os.path.exists(os.path.join(d, "out"))
 
 
 if __name__ == "__main__":
