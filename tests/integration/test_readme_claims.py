@@ -98,6 +98,8 @@ class Pty:
 
     def close(self):
         try:
+            if self.proc.poll() is None:  # the test failed half-way
+                self.proc.kill()
             self.proc.wait(WAIT_S)
         finally:
             os.close(self.master)
