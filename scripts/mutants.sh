@@ -262,7 +262,7 @@ def main():
         print("| mutation | what it breaks | tests run | result |")
         print("|---|---|---|---|")
         for name, what, tests, status, _ in rows:
-            print("| %s | %s | `%s` | %s |" % (name, what, tests, status))
+            print("| %s | %s | `%s` | %s |" % (name, what, tests.replace("|", "\\|"), status))
         caught = sum(1 for r in rows if r[3] == "caught")
         print()
         print("%d of %d mutations caught" % (caught, len(rows)))
