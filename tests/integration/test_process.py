@@ -339,7 +339,23 @@ def test_slow_client_loses_nothing_and_memory_bounded():
     send({"id": 2, "method": "process/spawn", "params": {
         "processId": "big", "argv": ["head", "-c", str(total), "/dev/urandom"],
         "sandbox": FULL}})
-    time.sleep(2.0)  # not reading: pipes fill up, server must stop reading the child
+    # Not reading: the pipes fill up and the server must stop reading the
+    # child, which then stays blocked writing its pipe (the event waited for).
+    def blocked_head():
+        for k in descendants_of(p.pid):
+            try:
+                with open("/proc/%d/cmdline" % k, "rb") as f:
+                    if not f.read().startswith(b"head\0"):
+                        continue
+                with open("/proc/%d/wchan" % k) as f:
+                    return "pipe_write" in f.read()
+            except OSError:
+                pass
+        return False
+    deadline = time.time() + 60
+    while not (blocked_head() and (time.sleep(0.1) or blocked_head())):
+        assert time.time() < deadline, "the child never blocked on its pipe"
+        time.sleep(0.01)
     rss = rss_kib(p.pid)
     assert rss < 64 * 1024, "server RSS grew to %d KiB while the client was not reading" % rss
     got = 0
