@@ -684,8 +684,40 @@ void process_handlers_stop(warden_server *s) {
     exec_engine_each(s->exec, stop_one, NULL);
 }
 
+/* Teardown: a process that was reaped but not yet drained when the server
+ * stopped (output paused behind a full stdout) never gets on_exit, so its
+ * data is taken here and freed once the engine is gone (the engine borrows
+ * the sandbox spec until then). */
+typedef struct orphan_data {
+  proc_data **v;
+  size_t n, cap;
+} orphan_data;
+
+static void take_data(exec_proc *p, void *arg) {
+  orphan_data *o = arg;
+  proc_data *pd = exec_proc_get_data(p);
+  if (!pd)
+    return;
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : 16;
+    proc_data **v = realloc(o->v, cap * sizeof *v);
+    if (!v)
+      return; /* out of memory at exit: leave it */
+    o->v = v;
+    o->cap = cap;
+  }
+  o->v[o->n++] = pd;
+  exec_proc_set_data(p, NULL);
+}
+
 void process_handlers_free(warden_server *s) {
-  if (s->exec)
+  orphan_data o = {0};
+  if (s->exec) {
+    exec_engine_each(s->exec, take_data, &o);
     exec_engine_free(s->exec);
+  }
   s->exec = NULL;
+  for (size_t i = 0; i < o.n; i++)
+    free_proc_data(o.v[i]);
+  free(o.v);
 }

@@ -67,7 +67,7 @@ def test_exit_known_while_output_still_in_the_pipe():
             json.dump({"outputHighWaterBytes": 65536}, f)
         go = os.path.join(d, "go")
         p = subprocess.Popen([WARDEN_BIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, env=dict(os.environ, WARDEN_CONFIG=cfg))
+                             stderr=subprocess.PIPE, env=dict(os.environ, WARDEN_CONFIG=cfg))
         send = lambda m: (p.stdin.write((json.dumps(m) + "\n").encode()), p.stdin.flush())
         try:
             full = {"type": "dangerFullAccess"}
@@ -122,7 +122,8 @@ def test_exit_known_while_output_still_in_the_pipe():
             p.stdin.close()
             for _ in p.stdout:
                 pass
-            assert p.wait(WAIT_S) == 0
+            err = p.stderr.read().decode("utf-8", "replace")
+            assert p.wait(WAIT_S) == 0, (p.returncode, err[-3000:])
 
 
 if __name__ == "__main__":
