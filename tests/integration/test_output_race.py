@@ -15,6 +15,7 @@ import struct
 import subprocess
 import tempfile
 import termios
+import threading
 import time
 
 from wardenrpc import WARDEN_BIN, run_tests
@@ -69,6 +70,9 @@ def test_exit_known_while_output_still_in_the_pipe():
         p = subprocess.Popen([WARDEN_BIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=dict(os.environ, WARDEN_CONFIG=cfg))
         send = lambda m: (p.stdin.write((json.dumps(m) + "\n").encode()), p.stdin.flush())
+        errs = []
+        err_reader = threading.Thread(target=lambda: errs.append(p.stderr.read()), daemon=True)
+        err_reader.start()
         try:
             full = {"type": "dangerFullAccess"}
             send({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "race"}}})
@@ -122,8 +126,9 @@ def test_exit_known_while_output_still_in_the_pipe():
             p.stdin.close()
             for _ in p.stdout:
                 pass
-            err = p.stderr.read().decode("utf-8", "replace")
-            assert p.wait(WAIT_S) == 0, (p.returncode, err[-3000:])
+            rc = p.wait(WAIT_S)
+            err_reader.join(WAIT_S)
+            assert rc == 0, (rc, b"".join(errs).decode("utf-8", "replace")[-3000:])
 
 
 if __name__ == "__main__":
