@@ -101,7 +101,7 @@ def test_pty_env_and_tty():
 def test_stty_size_before_and_after_resize():
     with Server() as s:
         spawn(s, "t", ["sh", "-c",
-                       "stty size; trap 'stty size; exit 0' WINCH; while :; do sleep 0.05; done"],
+                       "trap 'stty size; exit 0' WINCH; stty size; while :; do sleep 0.05; done"],
               tty=True, size={"rows": 30, "cols": 100})
         wait_output(s, "t", b"30 100")
         s.call("process/resize", {"processId": "t", "size": {"rows": 50, "cols": 132}})
