@@ -350,7 +350,7 @@ def test_external_sandbox_and_builtin_profile_spawned():
             r = s.call("process/spawn", {"processId": "w", "cwd": os.path.join(d, "ws"),
                                          "sandbox": {"type": "profile", "name": ":workspace"},
                                          "argv": ["sh", "-c", "touch in; touch %s/out" % d]})
-            assert r["sandbox"] == {"enforced": True, "backend": "namespaces", "network": "none"}
+            assert r["sandbox"]["enforced"] is True and r["sandbox"]["backend"] == "namespaces", r
             assert s.wait_exit("w")["exitCode"] != 0
             assert os.path.exists(os.path.join(d, "ws", "in"))
             assert not os.path.exists(os.path.join(d, "out"))

@@ -18,7 +18,10 @@ from wardenrpc import WARDEN_BIN, Server, run_tests  # noqa: E402
 
 PY = "/usr/bin/python3"
 FULL = {"type": "dangerFullAccess"}
-WORKSPACE = {"type": "workspaceWrite"}
+# Workspace write with no network at all, spelled out: what networkAccess:false
+# means may change (mode proxy), what these escapes test must not.
+WORKSPACE = {"type": "split", "network": {"mode": "none"}, "fileSystem": {"entries": [
+    {"path": ":root", "access": "read"}, {"path": ":cwd", "access": "write"}]}}
 NOBODY = (65534, 65534)
 HOST_TCP_LISTENERS = 2  # ephemeral ports (bind 0): fixed ones collide with other tests
 

@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from schemacheck import assert_error  # noqa: E402
 from wardenrpc import WARDEN_BIN, Server, Skip, run_tests  # noqa: E402
 
-WS = {"type": "workspaceWrite"}
+WS = {"type": "split", "network": {"mode": "none"}, "fileSystem": {"entries": [
+    {"path": ":root", "access": "read"}, {"path": ":cwd", "access": "write"}]}}
 WS_NET = {"type": "workspaceWrite", "networkAccess": True}
 RO_NET = {"type": "readOnly", "networkAccess": True}
 
