@@ -12,6 +12,7 @@
  * nothing outside the view remains reachable (not even under an overmount).
  */
 #include "server/sandbox/sandbox_int.h"
+#include "server/sandbox/testhook.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -460,6 +461,7 @@ int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step) 
    * needs to change groups). We map our own ids to themselves, which the
    * kernel allows without privileges in the parent namespace, as root and as
    * any other user alike. */
+  if (sbx_test_off(SBX_TEST_USERNS)) goto test_no_userns; /* test builds only */
   if (spec->uid_map[0]) {
     *step = "write /proc/self/setgroups";
     if ((r = write_file("/proc/self/setgroups", "deny")) < 0)
@@ -471,6 +473,7 @@ int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step) 
     if ((r = write_file("/proc/self/gid_map", spec->gid_map)) < 0)
       return r;
   }
+test_no_userns:
 
   /* 2. Network, before the filesystem: it does not depend on it, and a
    * failure here is cheaper to report before the mounts. A new network
@@ -494,6 +497,7 @@ int sandbox_child_init(const sandbox_spec *spec, int tty_fd, const char **step) 
     }
   }
 
+  if (sbx_test_off(SBX_TEST_MOUNTS)) return 0; /* test builds only */
   /* 3. Cut mount propagation both ways, before any copy is made: nothing
    * we do reaches the host, and nothing mounted on the host later appears in
    * the view (a slave copy would receive it, without our read-only,
@@ -701,7 +705,7 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step) {
    * seccomp filter both require it (or CAP_SYS_ADMIN, which we are about to
    * drop), and from here on no exec may gain privileges (setuid, file caps). */
   *step = "prctl PR_SET_NO_NEW_PRIVS";
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+  if (!sbx_test_off(SBX_TEST_NNP) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return -errno;
 
   /* 2. securebits while CAP_SETPCAP is still held: uid 0 (the server may run
@@ -721,13 +725,13 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step) {
   /* 3. Landlock while the paths of the view can still be opened (the rules
    * are opened O_PATH here, after pivot_root, so they name the inodes the
    * command will see). Not blocked by our seccomp filter either way. */
-  if (spec->ll_abi > 0 && (r = apply_landlock(spec, step)) < 0)
+  if (spec->ll_abi > 0 && !sbx_test_off(SBX_TEST_LANDLOCK) && (r = apply_landlock(spec, step)) < 0)
     return r;
 
   /* 4. Capabilities, every set. Before seccomp so the filter, which is
    * loaded last, never sees our own setup calls (it does not block
    * prctl/capset today; this keeps it free to do so). */
-  if ((r = drop_caps(spec->keep_caps, step)) < 0)
+  if (!sbx_test_off(SBX_TEST_CAPS) && (r = drop_caps(spec->keep_caps, step)) < 0)
     return r;
 
   /* 5. seccomp last: allowed without CAP_SYS_ADMIN thanks to
@@ -736,6 +740,7 @@ int sandbox_child_final(const sandbox_spec *spec, const char **step) {
   struct sock_fprog prog = {.len = spec->n_bpf, .filter = spec->bpf};
   if (spec->n_bpf == 0)
     return -EINVAL;
+  if (sbx_test_off(SBX_TEST_SECCOMP)) return 0; /* test builds only */
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
     if (errno != ENOSYS)
       return -errno;

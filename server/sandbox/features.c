@@ -3,6 +3,7 @@
  * nothing is inferred from version numbers (distributions patch and
  * restrict these: AppArmor userns restrictions, disabled Landlock, ...). */
 #include "server/sandbox/sandbox_int.h"
+#include "server/sandbox/testhook.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,6 +99,7 @@ void sandbox_features_probe(policy_features *out) {
   out->landlock_abi = probe_landlock();
   out->seccomp = probe_seccomp();
   probe_namespaces(&out->user_namespaces, &out->network_namespaces);
+  sbx_test_features(out); /* test builds only */
 }
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;

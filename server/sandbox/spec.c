@@ -23,6 +23,7 @@
  * removed by sandbox_spec_cleanup_host() when the last user is done.
  */
 #include "server/sandbox/sandbox_int.h"
+#include "server/sandbox/testhook.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1557,6 +1558,7 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
       snprintf(s->uid_map, sizeof s->uid_map, "%u %u 1\n", opts->host_uid, opts->host_uid);
       snprintf(s->gid_map, sizeof s->gid_map, "%u %u 1\n", opts->host_gid, opts->host_gid);
     }
+    s->clone_flags &= ~sbx_test_clone_off(); /* test builds only */
     if ((rc = prepare_state(&b)) < 0 || (rc = build_mounts(&b)) < 0)
       goto fail;
   } else {

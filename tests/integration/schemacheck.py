@@ -100,3 +100,51 @@ class Checker:
             if method and "result" in self.methods.get(method, {}):
                 return self.check(self.methods[method]["result"], msg["result"])
         return []
+
+
+# The error object of the wire contract: {code, message, data?}; data is an
+# object, and for these codes it must carry the named fields.
+ERROR_CODES = {-32700, -32600, -32601, -32602, -32603, -32001, -32002, -32003, -32004}
+ERROR_DATA_REQUIRED = {
+    -32602: {"path": str},
+    -32003: {"reason": str},
+    -32004: {"errno": int, "syscall": str},
+}
+
+
+def error_errors(msg, expect_code=None):
+    """Errors (strings) of one error response against the contract."""
+    out = []
+    if set(msg) - {"jsonrpc", "id", "error"}:
+        out.append("unexpected keys %r" % sorted(set(msg) - {"jsonrpc", "id", "error"}))
+    if msg.get("jsonrpc") != "2.0":
+        out.append("jsonrpc is %r" % msg.get("jsonrpc"))
+    if "id" not in msg:
+        out.append("missing id")
+    e = msg.get("error")
+    if not isinstance(e, dict):
+        return out + ["error is not an object: %r" % (e,)]
+    if set(e) - {"code", "message", "data"}:
+        out.append("error has unexpected keys %r" % sorted(set(e) - {"code", "message", "data"}))
+    code = e.get("code")
+    if not isinstance(code, int) or isinstance(code, bool) or code not in ERROR_CODES:
+        out.append("error.code %r is not a code of the contract" % (code,))
+    if expect_code is not None and code != expect_code:
+        out.append("error.code %r, expected %r" % (code, expect_code))
+    if not isinstance(e.get("message"), str) or not e.get("message"):
+        out.append("error.message missing or empty")
+    if "data" in e and not isinstance(e["data"], dict):
+        out.append("error.data is not an object")
+    for k, t in ERROR_DATA_REQUIRED.get(code, {}).items():
+        v = (e.get("data") or {}).get(k)
+        if not isinstance(v, t) or isinstance(v, bool) or (t is str and not v):
+            out.append("error.data.%s missing or not a %s: %r" % (k, t.__name__, v))
+    return out
+
+
+def assert_error(msg, code):
+    """Assert msg is an error response with this code that follows the
+    contract; returns its error object."""
+    errs = error_errors(msg, code)
+    assert not errs, (errs, msg)
+    return msg["error"]

@@ -6,6 +6,7 @@ library only, and only /usr/bin/python3 is assumed inside the sandbox."""
 
 import ctypes
 import errno
+import json
 import os
 import socket
 import struct
@@ -23,6 +24,35 @@ def refused(what, err):
 def check(rc, what):
     if rc < 0:
         refused(what, ctypes.get_errno())
+
+
+def sandbox_view():
+    """What this process can see of its own confinement: the capability
+    sets, no_new_privs and seccomp from /proc/self/status, the namespaces'
+    inode numbers, whether Landlock stops a write that nothing else stops
+    (its own /proc/self/comm: the mount view leaves procfs writable, only
+    Landlock's read-only rule on /proc refuses it), and whether / is a
+    read-only mount."""
+    v = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, val = line.partition(":")
+            if k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"):
+                v[k] = val.strip()
+    v["ns"] = {}
+    for ns in ("user", "mnt", "pid", "net", "ipc"):
+        try:
+            v["ns"][ns] = os.readlink("/proc/self/ns/" + ns)
+        except OSError as e:
+            v["ns"][ns] = "error:%d" % e.errno
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write("probe")
+        v["procWrite"] = "allowed"
+    except OSError as e:
+        v["procWrite"] = errno.errorcode.get(e.errno, str(e.errno))
+    v["rootReadOnly"] = bool(os.statvfs("/").f_flag & os.ST_RDONLY)
+    return v
 
 
 def main(argv):
@@ -89,6 +119,9 @@ def main(argv):
                 s.sendall(b"probe")
             except OSError:
                 pass  # the listener closes right after accepting
+        elif name == "view":
+            print(json.dumps(sandbox_view()))
+            sys.exit(0)
         elif name == "netlink":
             socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
         else:

@@ -59,9 +59,8 @@ class ExamplesTest(unittest.TestCase):
         self.assertEqual(lines[-1], "exited: 0")
 
     def test_demo(self):
-        out, took = run([sys.executable, os.path.join(REPO_ROOT, "examples", "demo.py"),
-                         "--warden", real_warden()])
-        self.assertLess(took, 30, "the demo takes well under a second unloaded")
+        out, _ = run([sys.executable, os.path.join(REPO_ROOT, "examples", "demo.py"),
+                      "--warden", real_warden()])
         for expected in ("server      warden ", "hello from /dev/", "30 100",
                          "process/exited says exitCode=7", "HELLO THROUGH A PIPE",
                          "a note on stderr", "exit code   3", "enforced    True",

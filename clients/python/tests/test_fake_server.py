@@ -4,7 +4,6 @@ callback API, error objects, and a server that dies mid-request."""
 
 import asyncio
 import threading
-import time
 import unittest
 
 from support import fake_client_args
@@ -106,10 +105,9 @@ class BlockingFakeServerTest(unittest.TestCase):
         client = self.client()
         hanging = client.send_request("test/hang")
         client._process_queue("never")  # a process queue registered before the death
-        started = time.monotonic()
+        # ServerExitedError, not a timeout: the death is noticed, not waited out
         with self.assertRaises(ServerExitedError) as caught:
             client.request("test/die", timeout=30)
-        self.assertLess(time.monotonic() - started, 20)
         self.assertEqual(caught.exception.code, -32603)
         self.assertIn(caught.exception.data["returncode"], (3, None))
         with self.assertRaises(ServerExitedError):

@@ -165,14 +165,13 @@ test("a server that dies mid-request makes everything reject, nothing hangs", as
   const client = await fake();
   const closed = new Promise((resolve) => client.once("close", resolve));
   const hanging = client.requestRaw("test/hang");
-  const started = Date.now();
+  // ServerExitedError, not a timeout: the death is noticed, not waited out
   await assert.rejects(client.requestRaw("test/die"), (e: unknown) => {
     assert.ok(e instanceof ServerExitedError);
     assert.equal(e.code, ErrorCode.InternalError);
     assert.deepEqual(e.data, { exitCode: 3, signal: null });
     return true;
   });
-  assert.ok(Date.now() - started < 20000);
   await assert.rejects(hanging, ServerExitedError);
   await closed;
   assert.equal(client.connected, false);

@@ -139,7 +139,7 @@ test("a sandboxed command cannot write outside its workspace or to .git", { skip
       { cwd: workspace, sandbox: { type: "workspaceWrite", networkAccess: false } },
       TIMEOUT,
     );
-    assert.deepEqual(proc.sandbox, { enforced: true, backend: proc.sandbox.backend, network: "proxy" });
+    assert.deepEqual(proc.sandbox, { enforced: true, backend: "namespaces", network: "proxy" });
     assert.ok(fs.existsSync(path.join(workspace, "inside.txt")));
     assert.ok(!fs.existsSync(outside));
     assert.equal(fs.readFileSync(path.join(workspace, ".git", "config"), "utf8"), "[core]\n");
@@ -156,14 +156,13 @@ test("a server killed mid-request: the client rejects, it does not hang", { skip
   const proc = await client.spawn(["sleep", "100"], { sandbox: UNSANDBOXED });
   const pending = client.processRead({ processId: proc.processId, afterSeq: 0, waitMs: 60000 });
   const waiting = proc.wait();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // requests are handled in order: once this is answered, the read waits in the server
+  await client.processList();
   process.kill(client.serverPid!, "SIGKILL");
-  const started = Date.now();
   const error = await rejection(pending);
   assert.ok(error instanceof ServerExitedError);
   assert.equal(error.code, ErrorCode.InternalError);
   assert.deepEqual([error.exitCode, error.signal], [null, "SIGKILL"]);
-  assert.ok(Date.now() - started < 20000);
   await assert.rejects(waiting, ServerExitedError);
   await assert.rejects(client.processList(), ServerExitedError);
 });
