@@ -203,7 +203,13 @@ void handle_network_policy_set(void *server, rpc_request *req, json_t *params) {
   warden_server *s = server;
   char err[512] = "";
   if (apply_policy(s->netproxy, params, err, sizeof err) < 0) {
-    rpc_respond_error(req, RPC_INVALID_PARAMS, err, NULL);
+    /* The message starts with the field it names ("deniedDomains[0] ..."):
+     * that is data.path, as for every -32602. */
+    char path[160] = "params";
+    size_t n = strspn(err, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_[].");
+    if (n > 0 && n < sizeof path - 8)
+      snprintf(path, sizeof path, "params.%.*s", (int)n, err);
+    rpc_respond_error(req, RPC_INVALID_PARAMS, err, json_pack("{s:s}", "path", path));
     return;
   }
   rpc_respond(req, json_object());
