@@ -663,12 +663,23 @@ static int add_stub_record(bld *b, const char *path) {
 /* Hold the host path a mask will sit on for this run, until cleanup_host
  * (see the registry). Only directories and empty files can be placeholders;
  * something we cannot open is none of ours. -ENOENT: it was removed before
- * it could be held (treat it as missing). */
-static int hold_path(bld *b, const char *path, const struct stat *st) {
+ * it could be held (treat it as missing).
+ *
+ * -EBUSY: its lock is taken exclusively. That is a remover (another
+ * server's run ended: it removes the placeholder the moment it has the
+ * lock; on a loaded machine it can be descheduled in between for longer
+ * than held_new's retries) or a command that locked what it can see. Going
+ * on without the lock would bind a path that is removed under the run (the
+ * child's bind fails with ENOENT, or, once bound, the removal detaches the
+ * mask from the running sandbox), so the caller looks again (the path is
+ * then gone and masked as missing, with our own stub) and only on its last
+ * attempt (last_try) goes on without the lock: a command holding the lock
+ * for ever must not keep the workspace's later runs from starting. */
+static int hold_path(bld *b, const char *path, const struct stat *st, bool last_try) {
   if (b->dry || !(S_ISDIR(st->st_mode) || (S_ISREG(st->st_mode) && st->st_size == 0)))
     return 0;
   int rc = path_hold(path, st);
-  if (rc == -ENOENT || rc == -ENOMEM)
+  if (rc == -ENOENT || rc == -ENOMEM || (rc == -EBUSY && !last_try))
     return rc;
   if (rc < 0)
     return 0; /* cannot be opened by us: not a placeholder of anybody's */
@@ -679,7 +690,7 @@ static int hold_path(bld *b, const char *path, const struct stat *st) {
 
 /* A path that must not be writable (protected) or readable (hidden) does not
  * exist inside a writable bind: mask its first missing component. */
-static int mask_missing(bld *b, const wish *w, const char *cover) {
+static int mask_missing(bld *b, const wish *w, const char *cover, bool last_try) {
   char m[PATH_MAX];
   struct stat mst;
   sbx_mop *op;
@@ -691,8 +702,8 @@ static int mask_missing(bld *b, const wish *w, const char *cover) {
      * file, or another run's file placeholder): the path is protected as
      * long as that file stays, so it is bound read-only on itself (a
      * mount point cannot be removed or replaced by a directory). */
-    if ((rc = hold_path(b, m, &mst)) < 0)
-      return rc == -ENOENT ? -EAGAIN : rc;
+    if ((rc = hold_path(b, m, &mst, last_try)) < 0)
+      return rc == -ENOENT || rc == -EBUSY ? -EAGAIN : rc;
     if ((rc = add_mop(b, SBX_MOP_BIND, m, A_NONE, &op)) < 0 || (rc = set_src(op, m)) < 0)
       return rc;
     op->readonly = true;
@@ -1024,10 +1035,13 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
     bool exists = false;
     for (int attempt = 0;; attempt++) {
       exists = lstat(w->path, &st) == 0;
+      bool last_try = attempt >= STUB_RACE_RETRIES;
       if (exists && ar == A_HOST_RW) {
-        rc = hold_path(b, w->path, &st);
+        rc = hold_path(b, w->path, &st, last_try);
         if (rc == -ENOENT)
           exists = false; /* a placeholder removed just now: mask it anew */
+        else if (rc == -EBUSY)
+          continue; /* being removed: look again */
         else if (rc < 0)
           return rc;
       }
@@ -1035,7 +1049,7 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
         break;
       if (ar != A_HOST_RW)
         return 0;
-      rc = mask_missing(b, w, cover);
+      rc = mask_missing(b, w, cover, last_try);
       if (rc != -EAGAIN)
         return rc;
       if (attempt >= STUB_RACE_RETRIES) {

@@ -143,5 +143,105 @@ def test_concurrent_spawns_share_placeholders():
     each(check_concurrent)
 
 
+SLASH = {"type": "workspaceWrite", "writableRoots": ["/"]}
+# /.agents is masked (a mount of ours) or, where the server cannot create a
+# placeholder there (uid 65534), the command cannot create it either
+SLASH_PROBE = ("if test -d /.agents; then ! mkdir /.agents/x 2>/dev/null; "
+               "else ! mkdir /.agents 2>/dev/null; fi && ! touch /.codex/y 2>/dev/null")
+
+
+def slow_remover(stop, counts):
+    """Another server's run ending, as the placeholder protocol has it
+    remove a placeholder (exclusive lock, then rmdir), but descheduled for
+    a while between taking the lock and removing: /.agents is created when
+    missing (a stub of its own), locked exclusively when nobody holds it,
+    and removed 50 ms later."""
+    import fcntl
+    while not stop.is_set():
+        try:
+            os.mkdir("/.agents", 0o755)
+        except FileExistsError:
+            pass
+        except OSError:
+            return
+        try:
+            fd = os.open("/.agents", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            time.sleep(0.005)
+            continue
+        time.sleep(0.05)
+        try:
+            os.rmdir("/.agents")
+            counts["removed"] = counts.get("removed", 0) + 1
+        except OSError:
+            pass
+        os.close(fd)
+        time.sleep(0.002)
+
+
+def slash_many(e, server, n, tag):
+    ids = []
+    for i in range(n):
+        pid = "%s%d" % (tag, i)
+        rid = server.request_async("process/spawn", {"processId": pid, "sandbox": SLASH,
+                                                     "argv": ["sh", "-c", SLASH_PROBE],
+                                                     "cwd": e.ws})
+        ids.append((pid, rid))
+    bad = []
+    for pid, rid in ids:
+        r = server.wait_response(rid, timeout=120)
+        if "error" in r:
+            bad.append(r["error"])
+            continue
+        x = server.wait_exit(pid, timeout=120)
+        if x["exitCode"] != 0:
+            bad.append((pid, x, server.output_of(pid)))
+    return bad
+
+
+def check_slash_two_servers(e, label):
+    """writableRoots ["/"]: two servers (own state directories) start many
+    runs at once while placeholders at / are created and removed under
+    them; every run starts, and in every run /.agents is masked."""
+    import threading
+    existed = os.path.lexists("/.agents")
+    first = e.server
+    other_state = os.path.join(e.base, "state2")
+    os.makedirs(other_state)
+    os.chown(other_state, e.uid, e.gid)
+    e.server_env["XDG_STATE_HOME"] = other_state
+    second = e.start()
+    stop, counts, res = threading.Event(), {}, {}
+    remover = threading.Thread(target=slow_remover, args=(stop, counts))
+    remover.start()
+    try:
+        for rnd in range(4):
+            t = threading.Thread(target=lambda: res.setdefault("a", []).extend(
+                slash_many(e, first, 12, "a%d_" % rnd)))
+            t.start()
+            res.setdefault("b", []).extend(slash_many(e, second, 12, "b%d_" % rnd))
+            t.join(300)
+    finally:
+        stop.set()
+        remover.join(60)
+        first.close()
+        if not existed:
+            try:
+                os.rmdir("/.agents")
+            except OSError:
+                pass
+    assert counts.get("removed"), (label, "the remover never removed anything")
+    assert not res.get("a") and not res.get("b"), (label, res)
+
+
+def test_slash_placeholders_with_a_slow_remover():
+    each(check_slash_two_servers)
+
+
 if __name__ == "__main__":
     run_tests(globals())
