@@ -955,23 +955,16 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
        * the host's, so nothing a command leaves there is seen by another
        * workspace or by the host (a planted symlink where a later cwd is
        * resolved, a replaced service socket) */
-      if (ar == A_PRIVTMP && strcmp(cover, w->path) != 0) {
-        /* $TMPDIR beneath /tmp: its mount point is made in the private
-         * directory already bound at /tmp */
-        char *mapped = xfmt("%s%s", b->privtmp, w->path + strlen(cover));
-        if (!mapped)
-          return -ENOMEM;
-        rc = b->dry ? 0 : privtmp_point(b->privtmp, mapped, true);
-        free(mapped);
-        if (rc < 0) {
-          set_reason(b->reason, "cannot prepare the mount point for %s in the private /tmp: %s",
-                     w->path, strerror(-rc));
-          return rc;
-        }
-      }
+      bool create = ar == A_OURS;
+      /* $TMPDIR beneath /tmp: its mount point is made as any other in the
+       * private directory already bound at /tmp (privtmp_mount) */
+      if (ar == A_PRIVTMP && strcmp(cover, w->path) != 0 &&
+          (rc = privtmp_mount(b, w->path, cover, true, &create)) < 0)
+        return rc;
       if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_PRIVTMP, &op)) < 0)
         return rc;
-      op->nofollow = ar == A_PRIVTMP;
+      op->nofollow = ar == A_PRIVTMP || ar == A_OURS;
+      op->create = create;
       op->src = xfmt("%s%s", SBX_OLD, b->privtmp);
       if (!op->src)
         return -ENOMEM;
