@@ -1181,7 +1181,7 @@ static int build_mounts(bld *b) {
   /* pins: at most one per path component of each carve-out */
   size_t cap_pins = (n_carve + 1) * 8, n_pins = 0;
   cap += cap_pins + 1;
-  char *state_real = NULL;
+  char *state_real = NULL, *cwd_real = NULL;
   wish *ws = calloc(cap, sizeof *ws);
   char **pins = calloc(cap_pins + 1, sizeof *pins);
   if (!ws || !pins) {
@@ -1239,9 +1239,9 @@ static int build_mounts(bld *b) {
   /* The command's cwd under a private /tmp: the host's /tmp is hidden,
    * but the cwd itself is shown (read-only) where the plan lets it be
    * read and no writable root brings it along (a cwd inside .git). */
-  const char *cwd = b->opts->cwd;
-  if ((b->privtmp || b->scratch_tmp) && cwd && path_ok(cwd) && path_covers("/tmp", cwd) &&
-      strcmp(cwd, "/tmp") != 0) {
+  cwd_real = (b->privtmp || b->scratch_tmp) && b->opts->cwd ? realpath(b->opts->cwd, NULL) : NULL;
+  const char *cwd = cwd_real;
+  if (cwd && path_ok(cwd) && path_covers("/tmp", cwd) && strcmp(cwd, "/tmp") != 0) {
     bool shown = p->full_disk_read, written = false;
     for (size_t i = 0; i < p->n_readable; i++)
       shown = shown || path_covers(p->readable_roots[i], cwd);
@@ -1340,6 +1340,7 @@ out:
     free(pins[i]);
   free(pins);
   free(state_real);
+  free(cwd_real);
   return rc;
 }
 
