@@ -1,10 +1,12 @@
 /* policy/resolve and policy/transform: thin wrappers over server/policy. */
 #include "handlers/handlers.h"
+#include "server/sandbox/sandbox.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void handlers_policy_context(warden_server *s, policy_context *ctx) {
   memset(ctx, 0, sizeof *ctx);
@@ -38,11 +40,35 @@ void handle_policy_resolve(void *server, rpc_request *req, json_t *params) {
     handlers_respond_policy_error(req, &err);
     return;
   }
+  /* enforceable and backend are what process/spawn would do: the spawn's
+   * own build, without touching the host (no mount point stubs), so an
+   * entry the sandbox refuses (/dev, /proc beyond its own) or a kernel
+   * without seccomp is not reported enforceable here */
+  if (plan->enforce && plan->enforceable) {
+    sandbox_build_opts bo = {.cwd = cwd, .host_uid = getuid(), .host_gid = getgid(),
+                             .exe_path = "/proc/self/exe", .state_dir = s->cfg.state_dir};
+    sandbox_spec *spec = NULL;
+    char *reason = NULL;
+    int rc = sandbox_spec_build_dry(plan, &bo, &spec, &reason);
+    if (rc < 0) {
+      plan->enforceable = false;
+      free(plan->reason);
+      plan->reason = reason ? reason : strdup(strerror(-rc));
+      reason = NULL;
+    } else {
+      plan->backend = strcmp(sandbox_spec_backend_name(spec), "landlock") == 0
+                          ? POLICY_BACKEND_LANDLOCK
+                          : POLICY_BACKEND_NAMESPACES;
+    }
+    free(reason);
+    sandbox_spec_free(spec);
+  }
   json_t *result = json_pack("{s:o,s:b,s:b}", "plan", policy_plan_to_json(plan),
                              "legacyEquivalent", plan->legacy_equivalent, "enforceable",
                              plan->enforceable);
   if (plan->reason)
     json_object_set_new(result, "reason", json_string(plan->reason));
+  json_object_set_new(result, "backend", json_string(policy_backend_name(plan->backend)));
   json_t *warnings = json_array();
   struct stat st;
   if (stat(cwd, &st) < 0)

@@ -387,6 +387,9 @@ OBJECT(t_resolve_params, f_resolve, .name = "PolicyResolveParams");
 FIELDS(f_resolve_result, {"plan", &t_plan, true, NULL},
        {"legacyEquivalent", &t_bool, true, NULL}, {"enforceable", &t_bool, true, NULL},
        {"reason", &t_string, false, "Why the plan is not enforceable here."},
+       {"backend", &t_backend, false,
+        "The backend process/spawn would use for this plan here (none for an unsandboxed "
+        "plan)."},
        {"warnings", &t_warnings, false, NULL});
 OBJECT(t_resolve_result, f_resolve_result, .name = "PolicyResolveResult");
 FIELDS(f_transform, {"sandbox", &proto_t_sandbox_policy, true, NULL},

@@ -769,11 +769,20 @@ static int plan_backend(policy_plan *plan, const policy_context *ctx) {
     plan->backend = POLICY_BACKEND_NONE;
     return 0;
   }
-  bool carveouts = false;
+  bool carveouts = plan->n_unreadable > 0;
   for (size_t i = 0; i < plan->n_writable; i++)
     if (plan->writable_roots[i].n_read_only > 0)
       carveouts = true;
-  const char *why = NULL; /* why namespaces are needed */
+  policy_features f = {0};
+  if (ctx)
+    f = ctx->features;
+  /* The same choice process/spawn makes (server/sandbox/spec.c): the
+   * namespaces backend whenever the kernel allows user namespaces, whatever
+   * the network mode (Landlock alone cannot give a read-only view, a
+   * private /dev or IPC namespace). Landlock alone only where namespaces
+   * are blocked and it can be exact: full read, no carve-outs, full
+   * network, ABI 3 or later (truncate). */
+  const char *why = NULL; /* why Landlock alone cannot do */
   if (!plan->full_disk_read)
     why = "reads are restricted to some roots";
   else if (plan->n_unreadable > 0)
@@ -783,15 +792,12 @@ static int plan_backend(policy_plan *plan, const policy_context *ctx) {
   else if (plan->network != POLICY_NET_FULL)
     why = plan->network == POLICY_NET_NONE ? "network mode none needs a network namespace"
                                            : "network mode proxy needs a network namespace";
-  plan->backend = why ? POLICY_BACKEND_NAMESPACES : POLICY_BACKEND_LANDLOCK;
-  policy_features f = {0};
-  if (ctx)
-    f = ctx->features;
-  if (plan->backend == POLICY_BACKEND_LANDLOCK && f.landlock_abi <= 0)
-    return set_reason(plan,
-                      "the policy needs Landlock%s, which this kernel does not offer "
-                      "(landlockAbi 0)",
-                      "");
+  else if (f.landlock_abi < 3)
+    why = "Landlock alone needs ABI 3 or later (truncate) to be exact";
+  plan->backend = f.user_namespaces || why ? POLICY_BACKEND_NAMESPACES : POLICY_BACKEND_LANDLOCK;
+  if (!f.seccomp)
+    return set_reason(plan, "the kernel does not support seccomp filters%s; a sandbox cannot be "
+                            "enforced", "");
   if (plan->backend == POLICY_BACKEND_NAMESPACES && !f.user_namespaces)
     return set_reason(plan,
                       "the policy needs user and mount namespaces (%s), which this kernel does "

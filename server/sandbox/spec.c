@@ -626,8 +626,11 @@ static int check_no_symlinks(bld *b, const char *root, const char *path, const c
   return 0;
 }
 
-/* First missing component of path below `base` (which exists), into out. */
-static int first_missing(const char *base, const char *path, char *out, size_t outsz) {
+/* First missing component of path below `base` (which exists), into out.
+ * -ENOTDIR (out: that component, *st: its stat) when a component above the
+ * path exists but is no directory: nothing can be created beneath it. */
+static int first_missing(const char *base, const char *path, char *out, size_t outsz,
+                         struct stat *st) {
   size_t bl = strcmp(base, "/") == 0 ? 0 : strlen(base);
   size_t n = strlen(path);
   if (n >= outsz)
@@ -638,9 +641,10 @@ static int first_missing(const char *base, const char *path, char *out, size_t o
       continue;
     char save = out[i];
     out[i] = '\0';
-    struct stat st;
-    if (lstat(out, &st) < 0)
+    if (lstat(out, st) < 0)
       return 0;
+    if (save == '/' && !S_ISDIR(st->st_mode))
+      return -ENOTDIR;
     out[i] = save;
   }
   return -EEXIST;
@@ -660,12 +664,23 @@ static int add_stub_record(bld *b, const char *path) {
 /* Hold the host path a mask will sit on for this run, until cleanup_host
  * (see the registry). Only directories and empty files can be placeholders;
  * something we cannot open is none of ours. -ENOENT: it was removed before
- * it could be held (treat it as missing). */
-static int hold_path(bld *b, const char *path, const struct stat *st) {
+ * it could be held (treat it as missing).
+ *
+ * -EBUSY: its lock is taken exclusively. That is a remover (another
+ * server's run ended: it removes the placeholder the moment it has the
+ * lock; on a loaded machine it can be descheduled in between for longer
+ * than held_new's retries) or a command that locked what it can see. Going
+ * on without the lock would bind a path that is removed under the run (the
+ * child's bind fails with ENOENT, or, once bound, the removal detaches the
+ * mask from the running sandbox), so the caller looks again (the path is
+ * then gone and masked as missing, with our own stub) and only on its last
+ * attempt (last_try) goes on without the lock: a command holding the lock
+ * for ever must not keep the workspace's later runs from starting. */
+static int hold_path(bld *b, const char *path, const struct stat *st, bool last_try) {
   if (b->dry || !(S_ISDIR(st->st_mode) || (S_ISREG(st->st_mode) && st->st_size == 0)))
     return 0;
   int rc = path_hold(path, st);
-  if (rc == -ENOENT || rc == -ENOMEM)
+  if (rc == -ENOENT || rc == -ENOMEM || (rc == -EBUSY && !last_try))
     return rc;
   if (rc < 0)
     return 0; /* cannot be opened by us: not a placeholder of anybody's */
@@ -676,11 +691,26 @@ static int hold_path(bld *b, const char *path, const struct stat *st) {
 
 /* A path that must not be writable (protected) or readable (hidden) does not
  * exist inside a writable bind: mask its first missing component. */
-static int mask_missing(bld *b, const wish *w, const char *cover) {
+static int mask_missing(bld *b, const wish *w, const char *cover, bool last_try) {
   char m[PATH_MAX];
-  int rc = first_missing(cover, w->path, m, sizeof m);
+  struct stat mst;
+  sbx_mop *op;
+  int rc = first_missing(cover, w->path, m, sizeof m, &mst);
   if (rc == -EEXIST)
     return -EAGAIN; /* appeared meanwhile (another server's stub): the caller retries */
+  if (rc == -ENOTDIR) {
+    /* A file sits where a directory above the path would be (a user's
+     * file, or another run's file placeholder): the path is protected as
+     * long as that file stays, so it is bound read-only on itself (a
+     * mount point cannot be removed or replaced by a directory). */
+    if ((rc = hold_path(b, m, &mst, last_try)) < 0)
+      return rc == -ENOENT || rc == -EBUSY ? -EAGAIN : rc;
+    if ((rc = add_mop(b, SBX_MOP_BIND, m, A_NONE, &op)) < 0 || (rc = set_src(op, m)) < 0)
+      return rc;
+    op->readonly = true;
+    op->nofollow = true;
+    return 0;
+  }
   if (rc < 0)
     return rc;
   /* Nothing to mask where the command cannot create anything either: it
@@ -694,7 +724,10 @@ static int mask_missing(bld *b, const wish *w, const char *cover) {
     slash == parent ? (void)(slash[1] = '\0') : (void)(*slash = '\0');
   if (access(parent, W_OK) < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
     return 0;
-  bool dir = is_metadata_name(m);
+  /* a directory for .git/.codex/.agents and for a component above the
+   * protected path (something beneath it is protected as well), else an
+   * empty file */
+  bool dir = is_metadata_name(m) || strcmp(m, w->path) != 0;
   if (!b->dry) {
     rc = stub_create(m, dir, b->state_dir);
     if (rc == -EEXIST || rc == -ENOENT)
@@ -709,7 +742,6 @@ static int mask_missing(bld *b, const wish *w, const char *cover) {
       return rc;
     }
   }
-  sbx_mop *op;
   if ((rc = add_mop(b, dir ? SBX_MOP_TMPFS : SBX_MOP_DEVNULL, m, A_NONE, &op)) < 0)
     return rc;
   op->nofollow = true;
@@ -796,6 +828,44 @@ static int privtmp_point(const char *base, const char *mapped, bool dir) {
   return rc;
 }
 
+/* A host path beneath the private /tmp (bound at `cover`) gets a mount
+ * point there. The directories above it must not be the workspace's:
+ * a command could plant files in them (a fake .git with hooks above a
+ * bound cwd) that a later run of the workspace would see. So the top-level
+ * directory under /tmp that holds the path is, in every run, a fresh tmpfs
+ * of its own (made read-only once everything beneath is mounted); only its
+ * mount point is made in the private directory. *create tells the caller
+ * to create the rest of the path in that tmpfs. */
+static int privtmp_mount(bld *b, const char *path, const char *cover, bool dir, bool *create) {
+  const char *rel = path + strlen(cover); /* "/x/ws/repo" */
+  size_t k = strcspn(rel + 1, "/");
+  bool direct = rel[1 + k] == '\0';
+  *create = !direct;
+  char *top = strndup(path, strlen(cover) + 1 + k);
+  char *mapped = top ? xfmt("%s%s", b->privtmp, top + strlen(cover)) : NULL;
+  int rc = !top || !mapped ? -ENOMEM : 0;
+  if (rc == 0 && !b->dry)
+    rc = privtmp_point(b->privtmp, mapped, direct ? dir : true);
+  if (rc < 0 && rc != -ENOMEM)
+    set_reason(b->reason, "cannot prepare the mount point for %s in the private /tmp: %s", path,
+               strerror(-rc));
+  bool have = false;
+  for (size_t i = 0; rc == 0 && !direct && i < b->spec->n_mops; i++)
+    have = have || (b->spec->mops[i].kind == SBX_MOP_TMPFS &&
+                    strcmp(b->spec->mops[i].dst + strlen(SBX_NEW), top) == 0);
+  if (rc == 0 && !direct && !have) {
+    sbx_mop *op;
+    if ((rc = add_mop(b, SBX_MOP_TMPFS, top, A_OURS, &op)) == 0) {
+      op->mode = 0755;
+      op->nofollow = true;
+      op->ro_at_end = true;
+    }
+  }
+  free(top);
+  free(mapped);
+  return rc;
+}
+
 static bool is_privtmp_root(const bld *b, const char *path) {
   return (b->privtmp || b->scratch_tmp) &&
          (strcmp(path, "/tmp") == 0 || (b->tmpdir && strcmp(path, b->tmpdir) == 0));
@@ -822,22 +892,17 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
        * path on a mount point made in the private directory */
       if (stat(w->path, &st) < 0)
         return 0;
-      char *mapped = xfmt("%s%s", b->privtmp, w->path + strlen(cover));
-      if (!mapped)
-        return -ENOMEM;
-      rc = b->dry ? 0 : privtmp_point(b->privtmp, mapped, S_ISDIR(st.st_mode));
-      free(mapped);
-      if (rc < 0) {
-        set_reason(b->reason, "cannot prepare the mount point for %s in the private /tmp: %s",
-                   w->path, strerror(-rc));
+      bool create;
+      if ((rc = privtmp_mount(b, w->path, cover, S_ISDIR(st.st_mode), &create)) < 0)
         return rc;
-      }
       if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_HOST_RO, &op)) < 0 ||
           (rc = set_src(op, w->path)) < 0)
         return rc;
       op->readonly = true;
       op->nofollow = true;
       op->optional = true;
+      op->create = create;
+      op->create_file = !S_ISDIR(st.st_mode);
       return add_ll(b, w->path, SBX_LL_READ);
     }
     if (ar != A_OURS)
@@ -891,23 +956,16 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
        * the host's, so nothing a command leaves there is seen by another
        * workspace or by the host (a planted symlink where a later cwd is
        * resolved, a replaced service socket) */
-      if (ar == A_PRIVTMP && strcmp(cover, w->path) != 0) {
-        /* $TMPDIR beneath /tmp: its mount point is made in the private
-         * directory already bound at /tmp */
-        char *mapped = xfmt("%s%s", b->privtmp, w->path + strlen(cover));
-        if (!mapped)
-          return -ENOMEM;
-        rc = b->dry ? 0 : privtmp_point(b->privtmp, mapped, true);
-        free(mapped);
-        if (rc < 0) {
-          set_reason(b->reason, "cannot prepare the mount point for %s in the private /tmp: %s",
-                     w->path, strerror(-rc));
-          return rc;
-        }
-      }
+      bool create = ar == A_OURS;
+      /* $TMPDIR beneath /tmp: its mount point is made as any other in the
+       * private directory already bound at /tmp (privtmp_mount) */
+      if (ar == A_PRIVTMP && strcmp(cover, w->path) != 0 &&
+          (rc = privtmp_mount(b, w->path, cover, true, &create)) < 0)
+        return rc;
       if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_PRIVTMP, &op)) < 0)
         return rc;
-      op->nofollow = ar == A_PRIVTMP;
+      op->nofollow = ar == A_PRIVTMP || ar == A_OURS;
+      op->create = create;
       op->src = xfmt("%s%s", SBX_OLD, b->privtmp);
       if (!op->src)
         return -ENOMEM;
@@ -917,21 +975,16 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
     if (lstat(w->path, &st) < 0)
       return 0; /* missing writable roots are skipped (nothing to write into) */
     if (ar == A_PRIVTMP) {
-      char *mapped = xfmt("%s%s", b->privtmp, w->path + strlen(cover));
-      if (!mapped)
-        return -ENOMEM;
-      rc = b->dry ? 0 : privtmp_point(b->privtmp, mapped, S_ISDIR(st.st_mode));
-      free(mapped);
-      if (rc < 0) {
-        set_reason(b->reason, "cannot prepare the mount point for %s in the private /tmp: %s",
-                   w->path, strerror(-rc));
+      bool create;
+      if ((rc = privtmp_mount(b, w->path, cover, S_ISDIR(st.st_mode), &create)) < 0)
         return rc;
-      }
       if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_HOST_RW, &op)) < 0 ||
           (rc = set_src(op, w->path)) < 0)
         return rc;
       op->nofollow = true;
       op->optional = true;
+      op->create = create;
+      op->create_file = !S_ISDIR(st.st_mode);
       return add_ll(b, w->path, SBX_LL_ALL);
     }
     if ((rc = add_mop(b, SBX_MOP_BIND, w->path, A_HOST_RW, &op)) < 0 ||
@@ -976,10 +1029,13 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
     bool exists = false;
     for (int attempt = 0;; attempt++) {
       exists = lstat(w->path, &st) == 0;
+      bool last_try = attempt >= STUB_RACE_RETRIES;
       if (exists && ar == A_HOST_RW) {
-        rc = hold_path(b, w->path, &st);
+        rc = hold_path(b, w->path, &st, last_try);
         if (rc == -ENOENT)
           exists = false; /* a placeholder removed just now: mask it anew */
+        else if (rc == -EBUSY)
+          continue; /* being removed: look again */
         else if (rc < 0)
           return rc;
       }
@@ -987,7 +1043,7 @@ static int resolve_wish(bld *b, const wish *ws, size_t n, size_t i) {
         break;
       if (ar != A_HOST_RW)
         return 0;
-      rc = mask_missing(b, w, cover);
+      rc = mask_missing(b, w, cover, last_try);
       if (rc != -EAGAIN)
         return rc;
       if (attempt >= STUB_RACE_RETRIES) {
@@ -1126,7 +1182,7 @@ static int build_mounts(bld *b) {
   /* pins: at most one per path component of each carve-out */
   size_t cap_pins = (n_carve + 1) * 8, n_pins = 0;
   cap += cap_pins + 1;
-  char *state_real = NULL;
+  char *state_real = NULL, *cwd_real = NULL;
   wish *ws = calloc(cap, sizeof *ws);
   char **pins = calloc(cap_pins + 1, sizeof *pins);
   if (!ws || !pins) {
@@ -1180,6 +1236,21 @@ static int build_mounts(bld *b) {
         goto out;
       WISH(W_PROTECT, w->read_only_subpaths[j], w->root);
     }
+  }
+  /* The command's cwd under a private /tmp: the host's /tmp is hidden,
+   * but the cwd itself is shown (read-only) where the plan lets it be
+   * read and no writable root brings it along (a cwd inside .git). */
+  cwd_real = (b->privtmp || b->scratch_tmp) && b->opts->cwd ? realpath(b->opts->cwd, NULL) : NULL;
+  const char *cwd = cwd_real;
+  if (cwd && path_ok(cwd) && path_covers("/tmp", cwd) && strcmp(cwd, "/tmp") != 0) {
+    bool shown = p->full_disk_read, written = false;
+    for (size_t i = 0; i < p->n_readable; i++)
+      shown = shown || path_covers(p->readable_roots[i], cwd);
+    for (size_t i = 0; i < p->n_writable; i++)
+      written = written || (strcmp(p->writable_roots[i].root, "/tmp") != 0 &&
+                            path_covers(p->writable_roots[i].root, cwd));
+    if (shown && !written)
+      WISH(W_READ, cwd, NULL);
   }
   for (size_t i = 0; i < p->n_unreadable; i++) {
     if ((rc = devproc_entry(b, p->unreadable_roots[i], "none")) < 0)
@@ -1270,6 +1341,7 @@ out:
     free(pins[i]);
   free(pins);
   free(state_real);
+  free(cwd_real);
   return rc;
 }
 

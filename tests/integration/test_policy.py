@@ -167,5 +167,48 @@ def test_spawn_uses_the_plan():
         t.close()
 
 
+def test_resolve_agrees_with_spawn():
+    """policy/resolve's enforceable and backend are what process/spawn does
+    with the same policy: a full-network plan runs on the namespaces
+    backend where the kernel allows it, and a /dev or /proc entry that the
+    sandbox refuses (its /dev and /proc are its own) is not enforceable."""
+    t = Tree()
+    state = os.path.join(t.base, "state")
+    os.makedirs(state)
+    policies = [
+        {"type": "readOnly", "networkAccess": True},
+        {"type": "readOnly"},
+        {"type": "workspaceWrite", "networkAccess": True},
+        split([(":root", "read"), (":cwd", "write")], mode="full"),
+        split([(":root", "read"), (":cwd", "write"), ("/dev/null", "write")]),
+        split([(":root", "read"), (":cwd", "write"), ("/dev/shm", "write")]),
+        split([(":root", "read"), (":cwd", "write"), ("/dev/sda", "write")]),
+        split([(":root", "read"), (":cwd", "write"), ("/proc/sys", "write")]),
+        split([(":root", "read"), (":cwd", "write"), ("/proc", "none")]),
+        split([(":minimal", "read"), (":cwd", "write"), ("/dev/mem", "read")]),
+        {"type": "dangerFullAccess"},
+    ]
+    seen = {"refused": 0, "namespaces": 0}
+    try:
+        with Server(env={"XDG_STATE_HOME": state}) as s:
+            for i, pol in enumerate(policies):
+                r = s.call("policy/resolve", {"cwd": t.w, "sandbox": pol})
+                sp = s.request("process/spawn", {"processId": "r%d" % i, "cwd": t.w,
+                                                 "sandbox": pol, "argv": ["true"]})
+                if "error" in sp:
+                    assert sp["error"]["code"] == -32003, (pol, sp)
+                    assert r["enforceable"] is False and r.get("reason"), (pol, r, sp)
+                    seen["refused"] += 1
+                    continue
+                s.wait_exit("r%d" % i)
+                assert r["enforceable"] is True, (pol, r, sp)
+                assert r["backend"] == sp["result"]["sandbox"]["backend"], (pol, r, sp)
+                seen[r["backend"]] = seen.get(r["backend"], 0) + 1
+    finally:
+        t.close()
+    # on this kernel (tests run where namespaces work) both kinds occur
+    assert seen["refused"] >= 3 and seen["namespaces"] >= 4, seen
+
+
 if __name__ == "__main__":
     run_tests(globals())

@@ -143,5 +143,111 @@ def test_concurrent_spawns_share_placeholders():
     each(check_concurrent)
 
 
+SLASH = {"type": "workspaceWrite", "writableRoots": ["/"]}
+# $P (the .agents of a directory above the cwd, protected by the plan of
+# writableRoots ["/"]) is masked (a mount of ours) or, where the server cannot
+# create a placeholder there (uid 65534: the base is root's), the command
+# cannot create it either
+SLASH_PROBE = ('if test -d "$P"; then ! mkdir "$P/x" 2>/dev/null; '
+               'else ! mkdir "$P" 2>/dev/null; fi && ! touch /.codex/y 2>/dev/null')
+
+
+def slow_remover(path, stop, counts):
+    """Another server's run ending, as the placeholder protocol has it
+    remove a placeholder (exclusive lock, then rmdir), but descheduled for
+    a while between taking the lock and removing: path is created when
+    missing (a stub of its own), locked exclusively when nobody holds it,
+    removed 50 ms later, and created again 30 ms after that."""
+    import fcntl
+    while not stop.is_set():
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            pass
+        except OSError:
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            time.sleep(0.005)
+            continue
+        time.sleep(0.05)
+        try:
+            os.rmdir(path)
+            counts["removed"] = counts.get("removed", 0) + 1
+        except OSError:
+            pass
+        os.close(fd)
+        time.sleep(0.03)  # until the next run that creates it
+
+
+def slash_many(e, server, n, tag, target):
+    ids = []
+    for i in range(n):
+        pid = "%s%d" % (tag, i)
+        rid = server.request_async("process/spawn", {"processId": pid, "sandbox": SLASH,
+                                                     "argv": ["env", "P=" + target, "sh",
+                                                              "-c", SLASH_PROBE],
+                                                     "cwd": e.ws})
+        ids.append((pid, rid))
+    bad = []
+    for pid, rid in ids:
+        r = server.wait_response(rid, timeout=120)
+        if "error" in r:
+            bad.append(r["error"])
+            continue
+        x = server.wait_exit(pid, timeout=120)
+        if x["exitCode"] != 0:
+            bad.append((pid, x, server.output_of(pid)))
+    return bad
+
+
+def check_slash_two_servers(e, label):
+    """writableRoots ["/"]: two servers (own state directories) start many
+    runs at once while a placeholder they share (the .agents of the
+    directory above the workspace; one of /'s own would be shared with
+    every other test on the host) is created and removed under them; every
+    run starts, and in every run it is masked."""
+    import threading
+    target = os.path.join(e.base, ".agents")
+    first = e.server
+    other_state = os.path.join(e.base, "state2")
+    os.makedirs(other_state)
+    os.chown(other_state, e.uid, e.gid)
+    e.server_env["XDG_STATE_HOME"] = other_state
+    second = e.start()
+    stop, counts, res = threading.Event(), {}, {}
+    remover = threading.Thread(target=slow_remover, args=(target, stop, counts))
+    remover.start()
+    try:
+        # rounds of runs from both servers; between rounds nobody holds
+        # the placeholder and the remover gets its turn (at least 4 rounds,
+        # and until it has removed it twice)
+        rnd = 0
+        while rnd < 4 or (counts.get("removed", 0) < 2 and rnd < 40):
+            t = threading.Thread(target=lambda: res.setdefault("a", []).extend(
+                slash_many(e, first, 12, "a%d_" % rnd, target)))
+            t.start()
+            res.setdefault("b", []).extend(slash_many(e, second, 12, "b%d_" % rnd, target))
+            t.join(300)
+            rnd += 1
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        remover.join(60)
+        first.close()
+    assert counts.get("removed"), (label, "the remover never removed anything")
+    assert not res.get("a") and not res.get("b"), (label, res)
+
+
+def test_slash_placeholders_with_a_slow_remover():
+    each(check_slash_two_servers)
+
+
 if __name__ == "__main__":
     run_tests(globals())

@@ -14,7 +14,7 @@ attacker, as root and as uid 65534, with the workspace under /tmp and under
 
 import os
 
-from policy_harness import FULL, WORKSPACE, Box, each_setup, label
+from policy_harness import FULL, PY, WORKSPACE, Box, each_setup, label
 from wardenrpc import run_tests
 
 
@@ -45,6 +45,14 @@ def check_enclosing_repository(user, loc):
                       baseline=False, what=what)
             b.refused("create", b.path("ws/.git/HEAD-%d" % id(sb)), sb, cwd, baseline=False,
                       what=what)
+            # Under /tmp the default policy's /tmp is the workspace's private
+            # one: the repository above the cwd is not in it, and nothing the
+            # command tries there reaches the host's .git.
+            hooks = b.path("ws/repo/.git/hooks")
+            before = sorted(os.listdir(hooks))
+            code, out = b.attempt("create", os.path.join(hooks, "planted-%d" % id(sb)), sb, cwd)
+            assert code == 1, (what, out)
+            assert sorted(os.listdir(hooks)) == before, (what, "host hooks changed")
         assert not os.path.exists(b.path("ws/repo/.codex")), "mount point left behind"
     finally:
         b.close()
@@ -56,11 +64,63 @@ def check_cwd_inside_git(user, loc):
         b.mkdir("repo/.git/hooks")
         b.write("repo/.git/config", "[core]\n")
         b.start()
+        b.write("repo/.git/hooks/pre-commit.sample", "#!/bin/sh\n")
         cwd = b.path("repo/.git/hooks")
         what = "cwd inside .git %s" % label(user, loc)
+        # the cwd is there, read-only, with the host's content (under /tmp
+        # too, where /tmp is the workspace's private one)
+        b.allowed("read", b.path("repo/.git/hooks/pre-commit.sample"), WORKSPACE, cwd, what)
         b.refused("create", b.path("repo/.git/hooks/pre-commit"), WORKSPACE, cwd, what=what)
         b.refused("write", b.path("repo/.git/config"), WORKSPACE, cwd, what=what)
         b.refused("create", b.path("repo/.git/planted"), WORKSPACE, cwd, what=what)
+    finally:
+        b.close()
+
+
+PLANT = r"""
+import os, sys
+made = []
+for rel in sys.argv[1:]:
+    try:
+        os.makedirs(os.path.dirname(rel), exist_ok=True)
+        with open(rel, "w") as f:
+            f.write("#!/bin/sh\necho planted\n")
+        made.append(rel)
+    except OSError:
+        pass
+print("made", made)
+"""
+
+
+def check_private_tmp_parents(user, loc):
+    """Under /tmp the workspace's /tmp is private and shared by its runs.
+    The directories above a bound cwd (/tmp/<x>/ws/repo above
+    /tmp/<x>/ws/repo/sub) must not be the workspace's to write: a run
+    planting a fake .git (hooks, config) there would have the next run's
+    git execute it."""
+    b = Box(user, loc)
+    try:
+        b.mkdir("ws/repo/sub")
+        b.mkdir("ws/repo/.git/hooks")
+        b.start()
+        cwd = b.path("ws/repo/sub")
+        fake = [b.path("ws/repo/.git/hooks/pre-commit"), b.path("ws/repo/.git/config"),
+                b.path("ws/.git/HEAD"), b.path("ws/repo/planted")]
+        r, code, out = b.spawn([PY, "-c", PLANT] + fake, WORKSPACE, cwd)
+        assert code == 0, (r, out)
+        # a later run of the same workspace sees none of it
+        probe = "import os,sys; print([p for p in sys.argv[1:] if os.path.exists(p)])"
+        r, code, out = b.spawn([PY, "-c", probe] + fake, WORKSPACE, cwd)
+        assert code == 0, (r, out)
+        host = [p for p in fake if os.path.exists(p)]
+        assert out.strip() == repr(host), (label(user, loc), out, host)
+        assert not os.path.exists(fake[0]) and not os.path.exists(fake[1]), "host repo changed"
+        # nor does anything of it stay in the private directory on the host
+        planted = []
+        for root, dirs, files in os.walk(b.state):
+            if "/tmp" in root[len(b.state):]:
+                planted += [f for f in files if f in ("pre-commit", "config", "HEAD", "planted")]
+        assert not planted, (label(user, loc), planted)
     finally:
         b.close()
 
@@ -205,6 +265,10 @@ def test_enclosing_repository():
 
 def test_cwd_inside_git_is_read_only():
     _all(check_cwd_inside_git)
+
+
+def test_private_tmp_parents_are_not_plantable():
+    _all(check_private_tmp_parents)
 
 
 def test_writable_slash_keeps_protections():

@@ -510,6 +510,9 @@ class _PolicyResolveResultRequired(TypedDict):
 class PolicyResolveResult(_PolicyResolveResultRequired, total=False):
     #: Why the plan is not enforceable here.
     reason: Optional[str]
+    #: The backend process/spawn would use for this plan here (none for an
+    #: unsandboxed plan).
+    backend: Optional[Literal["none", "namespaces", "landlock"]]
     #: What could not be checked or applied, in words (e.g. a cwd that does not
     #: exist).
     warnings: Optional[List[str]]

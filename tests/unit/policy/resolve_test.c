@@ -31,7 +31,7 @@ static const rcase cases[] = {
      1, "namespaces"},
     {"readOnly with network", "{\"type\":\"readOnly\",\"networkAccess\":true}", "$T/nogit", NULL,
      NULL, false, "{" FR ",\"writableRoots\":[],\"unreadableRoots\":[],\"network\":\"full\"}", 1,
-     "landlock"},
+     "namespaces"},
     {"readOnly without network, proxy running", "{\"type\":\"readOnly\"}", "$T/nogit", NULL, NULL,
      true, "{" FR ",\"writableRoots\":[],\"unreadableRoots\":[],\"network\":\"proxy\"}", 1,
      "namespaces"},
@@ -116,15 +116,15 @@ static const rcase cases[] = {
      "{" FR ",\"writableRoots\":[{\"root\":\"/\",\"readOnlySubpaths\":[\"@P:/\",\"@P:/var\",\"@P:/var/tmp\",\"@P:$T\",\"@P:$T/nogit\",\"$T/w/docs\"]}],"
      "\"unreadableRoots\":[],\"network\":\"full\"}",
      0, "namespaces"},
-    {":root=write alone is full-disk write, Landlock is enough",
+    {":root=write alone is full-disk write (namespaces where allowed, as spawn)",
      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":root\",\"access\":\"write\"}]},"
      "\"network\":{\"mode\":\"full\"}}",
-     "$T/nogit", NULL, NULL, false, FULL "\"full\"}", 1, "landlock"},
+     "$T/nogit", NULL, NULL, false, FULL "\"full\"}", 1, "namespaces"},
     {"same-specificity write override keeps full-disk write",
      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":root\",\"access\":\"write\"},"
      "{\"path\":\"$T/w\",\"access\":\"read\"},{\"path\":\"$T/w\",\"access\":\"write\"}]},"
      "\"network\":{\"mode\":\"full\"}}",
-     "$T/nogit", NULL, NULL, false, FULL "\"full\"}", 1, "landlock"},
+     "$T/nogit", NULL, NULL, false, FULL "\"full\"}", 1, "namespaces"},
     {"duplicate :root deny: no full write, / never unreadable",
      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":root\",\"access\":\"write\"},"
      "{\"path\":\":root\",\"access\":\"none\"},{\"path\":\":cwd\",\"access\":\"write\"}]},"
@@ -333,10 +333,19 @@ static void test_enforceable(void **state) {
     bool enforceable;
     const char *reason; /* substring */
   } rows[] = {
-      {"{\"type\":\"readOnly\",\"networkAccess\":true}", 0, true, true, false, "landlock", false,
-       "Landlock"},
-      {"{\"type\":\"readOnly\",\"networkAccess\":true}", 1, false, false, false, "landlock", true,
+      /* full network: the namespaces backend wherever user namespaces
+       * are allowed, as process/spawn does (Landlock or not) */
+      {"{\"type\":\"readOnly\",\"networkAccess\":true}", 0, true, true, false, "namespaces", true,
        NULL},
+      {"{\"type\":\"readOnly\",\"networkAccess\":true}", 6, true, true, false, "namespaces", true,
+       NULL},
+      /* Landlock alone only where namespaces are blocked, and from ABI 3 */
+      {"{\"type\":\"readOnly\",\"networkAccess\":true}", 3, false, false, false, "landlock", true,
+       NULL},
+      {"{\"type\":\"readOnly\",\"networkAccess\":true}", 1, false, false, false, "namespaces",
+       false, "ABI 3"},
+      {"{\"type\":\"readOnly\",\"networkAccess\":true}", 0, false, false, false, "namespaces",
+       false, "ABI 3"},
       {"{\"type\":\"workspaceWrite\"}", 4, false, true, false, "namespaces", false,
        "read-only subpaths"},
       {"{\"type\":\"readOnly\"}", 4, true, false, false, "namespaces", false,

@@ -7,6 +7,8 @@ export type PolicyResolveResult = {
   enforceable: boolean;
   /** Why the plan is not enforceable here. */
   reason?: string | null;
+  /** The backend process/spawn would use for this plan here (none for an unsandboxed plan). */
+  backend?: "none" | "namespaces" | "landlock" | null;
   /** What could not be checked or applied, in words (e.g. a cwd that does not exist). */
   warnings?: Array<string> | null;
 };
