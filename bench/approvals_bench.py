@@ -165,6 +165,7 @@ async def main():
     ap.add_argument("--keys", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="100 requests, 4 keys, 1 round")
+    ap.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")
     a = ap.parse_args()
     if a.quick or os.environ.get("WARDEN_BENCH_QUICK"):
         a.requests, a.keys, a.rounds = 100, 4, 1
@@ -271,6 +272,19 @@ async def main():
         print("  server RSS %d KiB idle, %d KiB with %d held: %.2f KiB per waiting connection" % (
             rss_before, rss_held, a.requests, (rss_held - rss_before) / float(a.requests)))
     ok = all(c == a.keys for c in prompt_counts) and failures == 0
+    if a.json:
+        m = {"approvals.prompts_per_key": {
+                 "value": sum(prompt_counts) / float(a.keys * max(1, len(prompt_counts))),
+                 "unit": "prompts"},
+             "approvals.release_p50_ms": {"value": percentile(per_prompt, 50), "unit": "ms",
+                                          "baseline": percentile(direct, 50)},
+             "approvals.release_p99_ms": {"value": percentile(per_prompt, 99), "unit": "ms",
+                                          "baseline": percentile(direct, 99)}}
+        if rss_before is not None and rss_held is not None:
+            m["approvals.rss_per_waiter_kib"] = {
+                "value": (rss_held - rss_before) / float(a.requests), "unit": "KiB"}
+        with open(a.json, "w") as f:
+            json.dump(m, f, indent=1)
     if not ok:
         print("FAIL: prompt counts %s, %d requests did not get through" % (prompt_counts, failures))
     return 0 if ok else 1

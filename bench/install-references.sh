@@ -11,6 +11,9 @@
 #   bench/install-references.sh proxies
 #       tinyproxy and squid from Debian (apt-get, as root or through sudo -n)
 #       when they are missing. Prints "NAME PATH" for each one present.
+#   bench/install-references.sh gnuplot
+#       gnuplot (Debian package gnuplot-nox), which draws bench/run.sh's chart
+#       of the ratios, when it is missing. Prints its path.
 #
 # When something cannot be installed (npm or the network unreachable, not
 # root and no sudo) it says so on stderr and exits 1; the benchmark then runs
@@ -103,11 +106,25 @@ install_proxies() {
   return "$rc"
 }
 
+install_gnuplot() {
+  local path
+  path=$(find_prog gnuplot)
+  if [ -z "$path" ]; then
+    echo "install-references: installing gnuplot-nox from Debian (for the chart)" >&2
+    apt_install gnuplot-nox || echo "install-references: cannot install gnuplot-nox" \
+      "(apt-get failed, or not root and no sudo)" >&2
+    path=$(find_prog gnuplot)
+  fi
+  [ -n "$path" ] || return 1
+  echo "$path"
+}
+
 case "${1:-}" in
   codex) install_codex "${2:-}" ;;
+  gnuplot) install_gnuplot ;;
   proxies) install_proxies ;;
   *)
-    sed -n '2,17p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 2
     ;;
 esac

@@ -366,6 +366,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--warden", default=os.environ.get("WARDEN_BIN", "build/server/warden"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")
     a = ap.parse_args()
     total = (256 if a.quick else 2048) * CHUNK
     secs = 1.0 if a.quick else 3.0
@@ -434,6 +435,29 @@ def main():
                   " its GET times include a connect" % (p.name, p.reconnects))
     for s in skipped:
         print("skipped: %s" % s)
+    if a.json:
+        m = {}
+        if "p50" in wr and "p50" in base:
+            refs = {n: rows[n] for n in ("tinyproxy", "squid") if "p50" in rows.get(n, {})}
+            m["proxy.connect_mib_s"] = {"value": wr["tput"] / 2**20, "unit": "MiB/s",
+                                        "baseline": base["tput"] / 2**20}
+            m["proxy.tunnels_per_s"] = {"value": wr["tps"], "unit": "/s", "baseline": base["tps"]}
+            m["proxy.get_added_p50_us"] = {"value": (wr["p50"] - base["p50"]) * 1e6,
+                                           "unit": "us"}
+            m["proxy.get_added_p99_us"] = {"value": (wr["p99"] - base["p99"]) * 1e6,
+                                           "unit": "us"}
+            for n, rr in refs.items():
+                m["proxy.connect_mib_s"].setdefault("reference", {})[n] = rr["tput"] / 2**20
+                m["proxy.tunnels_per_s"].setdefault("reference", {})[n] = rr["tps"]
+                m["proxy.get_added_p50_us"].setdefault("reference", {})[n] = \
+                    (rr["p50"] - base["p50"]) * 1e6
+                m["proxy.get_added_p99_us"].setdefault("reference", {})[n] = \
+                    (rr["p99"] - base["p99"]) * 1e6
+        if rss and rss[0]:
+            m["proxy.rss_500_tunnels_kib"] = {"value": rss[0], "unit": "KiB",
+                                              "baseline": rss[2]}
+        with open(a.json, "w") as f:
+            json.dump(m, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Each sample is one process/spawn of /bin/true (sandbox dangerFullAccess, so
 the number is warden's own path, not the sandbox's) from request to answer,
 plus the wait for its process/exited; requests go one at a time, round robin over the four servers.
 
-Usage: bench/telemetry.py [--quick] [--runs N]
+Usage: bench/telemetry.py [--quick] [--runs N] [--json FILE]
 Environment: WARDEN_BIN (default build/server/warden), WARDEN_BENCH_QUICK=1.
 Speed never makes this fail; it fails only when a configuration produced no
 number."""
@@ -85,6 +85,7 @@ def main():
     print("| telemetry | median | p90 | ratio to off (median) | spans exported / dropped |")
     print("|---|---|---|---|---|")
     ok = True
+    metrics = {}
     for name, (lat, tel) in results.items():
         if not lat:
             ok = False
@@ -95,6 +96,12 @@ def main():
         p90 = lat[int(len(lat) * 0.9) - 1]
         print("| %s | %.0f | %.0f | %.2f | %d / %d |" % (
             name, med, p90, med / base, tel["spansExported"], tel["spansDropped"]))
+        key = name.split()[0]
+        metrics["telemetry.spawn_median_us." + key] = {"value": med, "unit": "us",
+                                                       "baseline": base}
+    if "--json" in sys.argv:
+        with open(sys.argv[sys.argv.index("--json") + 1], "w") as f:
+            json.dump(metrics, f, indent=1)
     return 0 if ok else 1
 
 

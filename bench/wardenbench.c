@@ -1254,6 +1254,23 @@ static void print_table(void) {
   }
 }
 
+/* --json FILE: the same rows as a JSON array of objects (strings, as printed). */
+static int write_json(const char *path) {
+  json_t *arr = json_array();
+  for (int i = 0; i < g_nrows; i++) {
+    row *r = &g_rows[i];
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "bench", r->bench,
+                                         "warden", r->warden, "baseline", r->baseline, "codex",
+                                         r->codex, "ratio", r->ratio, "target", r->target,
+                                         "verdict", r->verdict));
+  }
+  int rc = json_dump_file(arr, path, JSON_INDENT(1));
+  json_decref(arr);
+  if (rc != 0)
+    fprintf(stderr, "wardenbench: cannot write %s\n", path);
+  return rc;
+}
+
 static int parse_only(const char *s) {
   int mask = 0;
   char *dup = strdup(s), *save = NULL;
@@ -1281,7 +1298,7 @@ static int parse_only(const char *s) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: wardenbench [--quick] [--warden PATH] [--codex PATH] [--no-codex]\n"
+          "usage: wardenbench [--quick] [--warden PATH] [--codex PATH] [--no-codex] [--json FILE]\n"
           "                   [--only startup,spawn,sandbox,throughput,pty] [BENCH...]\n");
 }
 
@@ -1294,6 +1311,7 @@ int main(int argc, char **argv) {
   const char *sk = getenv("WARDEN_BENCH_SKIP_CODEX");
   bool skip_codex = sk && *sk && strcmp(sk, "0") != 0;
   O.server_stderr = getenv("WARDEN_BENCH_SERVER_STDERR");
+  const char *json_out = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--quick"))
@@ -1306,6 +1324,8 @@ int main(int argc, char **argv) {
       O.codex = argv[++i];
     else if (!strcmp(a, "--no-codex"))
       skip_codex = true;
+    else if (!strcmp(a, "--json") && i + 1 < argc)
+      json_out = argv[++i];
     else if (!strcmp(a, "--only") && i + 1 < argc)
       O.only_mask |= parse_only(argv[++i]);
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1381,6 +1401,8 @@ int main(int argc, char **argv) {
     bench_pty();
 
   print_table();
+  if (json_out && write_json(json_out) != 0)
+    g_failed = true;
   rmdir(O.workdir);
   if (g_failed) {
     printf("\nwardenbench: some benchmark produced no number (see the errors above)\n");

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Collects the benchmarks' JSON outputs into the one table of bench/run.sh.
+
+Usage: bench/table.py --targets bench/targets.json --out DIR [--quick]
+                      [--wardenbench FILE] [--proxy FILE] [--approvals FILE]
+                      [--telemetry FILE] [--note TEXT]... [--skip SOURCE]...
+Prints a markdown table (metric, warden, baseline, reference, ratio, target,
+verdict), writes DIR/<UTC time>.json and DIR/latest.json, and, when gnuplot
+is on PATH, DIR/<UTC time>.png and DIR/latest.png: a chart of each row's
+ratio to its target (1 = exactly on target; the side that meets the target is
+written on each bar). Every verdict is computed here from targets.json.
+Exits 1 when a row has no number (a benchmark did not run), never for speed.
+Standard library only."""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+NUM = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def first_number(cell):
+    """The first number in a wardenbench cell ("8.72 / 9.02 ms" -> 8.72)."""
+    if not cell or cell.startswith(("error", "skipped", "not installed")):
+        return None
+    m = NUM.search(cell)
+    return float(m.group()) if m else None
+
+
+def load(path):
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        print("bench: cannot read %s: %s" % (path, e), file=sys.stderr)
+        return None
+
+
+def measure(t, outputs):
+    """(value, baseline, {reference name: value}) for one targets row, or None."""
+    src = outputs.get(t["source"])
+    if src is None:
+        return None
+    if t["source"] == "wardenbench":
+        row = next((r for r in src if r["bench"].startswith(t["row"])), None)
+        if row is None:
+            return None
+        v = first_number(row["warden"])
+        if v is None:
+            return None
+        base = first_number(row["baseline"].split(":", 1)[-1]) if ":" in row["baseline"] \
+            else None
+        refs = {}
+        c = first_number(row.get("codex", ""))
+        if c is not None:
+            refs["codex"] = c
+        return v, base, refs
+    m = src.get(t["metric"])
+    if m is None:
+        return None
+    return m["value"], m.get("baseline"), m.get("reference", {})
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "-"
+    s = ("%.3g" % x) if abs(x) < 100 else ("%.0f" % x)
+    return (s + " " + unit).strip()
+
+
+def verdict(ratio_or_value, op, target):
+    if target is None or op is None:
+        return "no target in the issue", None
+    q = ratio_or_value
+    ok = {"<=": q <= target, ">=": q >= target, "==": abs(q - target) < 1e-9}[op]
+    return ("met" if ok else "MISSED"), ok
+
+
+def build_rows(targets, outputs):
+    rows = []
+    for t in targets["rows"]:
+        r = {"metric": t["name"], "unit": t.get("unit", ""), "op": t.get("op"),
+             "target": t.get("target"), "compare": t["compare"]}
+        got = measure(t, outputs)
+        if got is None:
+            r.update(warden=None, baseline=None, reference=None, ratio=None,
+                     verdict="no number" if outputs.get(t["source"]) is not None
+                     else "not run")
+            rows.append(r)
+            continue
+        v, base, refs = got
+        r.update(warden=v, baseline=base, reference=refs or None)
+        cmp = t["compare"]
+        ratio = None
+        if cmp == "baseline" and base:
+            ratio = v / base
+        elif cmp.startswith("reference:"):
+            name = cmp.split(":", 1)[1]
+            if refs.get(name):
+                ratio = v / refs[name]
+        if cmp == "value":
+            r["ratio"] = (v / base) if base else None
+            r["verdict"], r["ok"] = verdict(v, t.get("op"), t.get("target"))
+        elif ratio is None:
+            r["ratio"] = None
+            r["verdict"] = "no %s in this run" % cmp.replace("reference:", "")
+        else:
+            r["ratio"] = ratio
+            r["verdict"], r["ok"] = verdict(ratio, t.get("op"), t.get("target"))
+        rows.append(r)
+    return rows
+
+
+def target_text(r):
+    if r["target"] is None:
+        return "-"
+    what = {"value": "warden", "baseline": "warden/baseline"}.get(
+        r["compare"], "warden/" + r["compare"].replace("reference:", ""))
+    unit = r["unit"] if r["compare"] == "value" else "x"
+    return "%s %s %s" % (what, r["op"], fmt(r["target"], unit).replace(" x", "x"))
+
+
+def print_table(rows):
+    print("| metric | warden | baseline | reference | ratio | target | verdict |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        refs = r.get("reference") or {}
+        ref = ", ".join("%s %s" % (k, fmt(v, r["unit"])) for k, v in refs.items()) or "-"
+        ratio = "-" if r.get("ratio") is None else "%.2fx" % r["ratio"]
+        print("| %s | %s | %s | %s | %s | %s | %s |" % (
+            r["metric"], fmt(r["warden"], r["unit"]), fmt(r["baseline"], r["unit"]), ref,
+            ratio, target_text(r), r["verdict"]))
+
+
+def chart(rows, png, title):
+    """Bars of (compared quantity / target) for the rows that have both."""
+    pts = []
+    for r in rows:
+        if r.get("ok") is None or not r["target"]:
+            continue
+        q = r["warden"] if r["compare"] == "value" else r["ratio"]
+        if q is None:
+            continue
+        pts.append((r["metric"], q / r["target"], r["op"], r["ok"]))
+    if not pts:
+        return "no row has both a number and a target"
+    dat = png + ".dat"
+    with open(dat, "w") as f:
+        for i, (name, x, op, ok) in enumerate(pts):
+            f.write('%d "%s (%s)" %.6g %d\n' % (i, name.replace('"', "'"),
+                                                "lower is better" if op == "<=" else
+                                                "higher is better" if op == ">=" else "exact",
+                                                x, 1 if ok else 2))
+    script = """set terminal pngcairo size 1100,%d noenhanced
+set output '%s'
+set title '%s'
+set style fill solid 0.8
+set boxwidth 0.6
+set xlabel 'value / target (1 = on target)'
+set ytics font ',9'
+set grid xtics
+set yrange [-1:%d]
+set arrow from 1,-1 to 1,%d nohead dt 2 lc rgb 'black'
+unset key
+set linetype 1 lc rgb '#2e8b57'
+set linetype 2 lc rgb '#c0392b'
+plot '%s' using (0):1:(0):3:($1-0.3):($1+0.3):4:ytic(2) with boxxyerror lc variable
+""" % (120 + 28 * len(pts), png, title.replace("'", ""), len(pts), len(pts), dat)
+    try:
+        p = subprocess.run(["gnuplot"], input=script.encode(), capture_output=True, timeout=60)
+    finally:
+        os.unlink(dat)
+    if p.returncode != 0 or not os.path.exists(png):
+        return "gnuplot failed: " + p.stderr.decode(errors="replace").strip()[:300]
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--targets", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    for s in ("wardenbench", "proxy", "approvals", "telemetry"):
+        ap.add_argument("--" + s, metavar="FILE")
+    ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--skip", action="append", default=[],
+                    help="a benchmark left out on purpose (run.sh --only)")
+    a = ap.parse_args()
+    targets = load(a.targets)
+    if targets is None:
+        return 2
+    outputs = {s: load(getattr(a, s)) for s in ("wardenbench", "proxy", "approvals", "telemetry")}
+    rows = build_rows(targets, outputs)
+    for r, t in zip(rows, targets["rows"]):
+        if t["source"] in a.skip:
+            r["verdict"] = "skipped (--only)"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    title = "warden benchmarks, %s%s" % (now.strftime("%Y-%m-%d %H:%M UTC"),
+                                         " (quick mode)" if a.quick else "")
+    print(title)
+    print()
+    print_table(rows)
+    os.makedirs(a.out, exist_ok=True)
+    doc = {"time": now.isoformat(), "quick": a.quick, "host": os.uname().nodename,
+           "cpus": os.cpu_count(), "notes": a.note, "rows": rows}
+    path = os.path.join(a.out, stamp + ".json")
+    for p in (path, os.path.join(a.out, "latest.json")):
+        with open(p, "w") as f:
+            json.dump(doc, f, indent=1)
+    print("\nbench: table written to %s (and latest.json)" % path)
+    for n in a.note:
+        print("note: " + n)
+    if shutil.which("gnuplot"):
+        png = os.path.join(a.out, stamp + ".png")
+        err = chart(rows, png, title)
+        if err:
+            print("bench: no chart: " + err)
+        else:
+            shutil.copyfile(png, os.path.join(a.out, "latest.png"))
+            print("bench: chart written to %s (and latest.png)" % png)
+    else:
+        print("bench: no chart: gnuplot is not installed (Debian package gnuplot-nox)")
+    missing = [r["metric"] for r in rows if r["verdict"] in ("no number", "not run")]
+    if missing:
+        print("bench: no number for: " + ", ".join(missing), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
