@@ -328,3 +328,12 @@ def openssl_cert(d):
                     "-addext", "subjectAltName=DNS:origin.warden-test"],
                    check=True, capture_output=True)
     return cert, key
+
+
+def decisions(s):
+    """The network/decision notifications so far. A round trip first: the
+    server writes a decision before it answers the proxied client, and its
+    stdout is in order, so every decision made before this call has been
+    read once the round trip's answer is."""
+    s.call("network/blocked/list", {})
+    return [n["params"] for n in s.notifications if n.get("method") == "network/decision"]

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from netproxy_util import (origin, proxy_conn, recv_response, request,  # noqa: E402
+from netproxy_util import (decisions, origin, proxy_conn, recv_response, request,  # noqa: E402
                            warden_proxy)
 from wardenrpc import run_tests  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_forward_get_and_keepalive_reuses_upstream():
                 assert st == 200 and body == b"origin /k%d" % i, (st, body)
         assert [x["path"] for x in srv.seen] == ["/k0", "/k1", "/k2"]
         assert len({x["peer"] for x in srv.seen}) == 1, "upstream connection not reused"
-        allows = [n["params"] for n in s.notifications if n.get("method") == "network/decision"]
+        allows = decisions(s)
         assert len(allows) == 3 and all(a["decision"] == "allow" for a in allows), allows
         a = allows[0]
         assert (a["host"], a["port"], a["protocol"], a["method"], a["processId"]) == \
@@ -221,8 +221,8 @@ def test_refusals_notifications_and_history():
         st, h, _ = request(pp, get(pp, "http://localhost:%d/" % op))
         assert st == 403 and h["x-proxy-error"] == "blocked-by-local-policy", h
         assert request(pp, get(pp, "http://127.0.0.1:%d/" % op))[0] == 200
-        decisions = [n["params"] for n in s.notifications if n.get("method") == "network/decision"]
-        kinds = [(d["host"], d["decision"], d["reason"]) for d in decisions]
+        made = decisions(s)
+        kinds = [(d["host"], d["decision"], d["reason"]) for d in made]
         assert ("nothere.test", "ask", "not_allowed") in kinds, kinds
         assert ("nothere.test", "deny", "not_allowed") in kinds, kinds
         assert ("bad.allowed.test", "deny", "denied") in kinds, kinds

@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from netproxy_util import (echo_server, openssl_cert, origin, proxy_conn,  # noqa: E402
+from netproxy_util import (decisions, echo_server, openssl_cert, origin, proxy_conn,  # noqa: E402
                            recv_response, request, socks_connect, warden_proxy)
 from wardenrpc import run_tests  # noqa: E402
 
@@ -56,7 +56,7 @@ def test_connect_tunnel_carries_bytes_and_early_data():
             f += d
         assert f.startswith(b"HTTP/1.1 200"), f
         c.close()
-        ev = [n["params"] for n in s.notifications if n.get("method") == "network/decision"]
+        ev = decisions(s)
         assert ev[0]["protocol"] == "https" and ev[0]["method"] == "CONNECT", ev
 
 
@@ -133,7 +133,7 @@ def test_socks5_connect_v4_v6_name_and_refusals():
         c.sendall(b"\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x50")
         assert c.recv(10)[1] == 7
         c.close()
-        ev = [n["params"] for n in s.notifications if n.get("method") == "network/decision"]
+        ev = decisions(s)
         assert {e["protocol"] for e in ev} == {"socks5Tcp"}, ev
         assert ("other.warden-test", "deny") in [(e["host"], e["decision"]) for e in ev]
 
