@@ -125,6 +125,7 @@ py=${PYTHON:-python3}
 # No benchmark may hang the run: each gets a generous wall-clock cap.
 cap=${WARDEN_BENCH_CAP_S:-1800}
 table_args=(--targets "$here/targets.json" --out "$results" "${quick[@]}")
+[ -z "$only" ] || table_args+=(--only "$only")
 rc=0
 if [ -z "$only" ] || [ -n "$wb_only" ]; then
   "$WARDENBENCH" "${args[@]}" --json "$tmpd/wardenbench.json" | tee "$out" || rc=$?

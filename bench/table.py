@@ -192,6 +192,9 @@ def main():
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--skip", action="append", default=[],
                     help="a benchmark left out on purpose (run.sh --only)")
+    ap.add_argument("--only", default="",
+                    help="run.sh --only: a row whose group (the metric's name before ':') "
+                         "is not listed was left out on purpose")
     a = ap.parse_args()
     targets = load(a.targets)
     if targets is None:
@@ -199,7 +202,10 @@ def main():
     outputs = {s: load(getattr(a, s)) for s in ("wardenbench", "proxy", "approvals", "telemetry")}
     rows = build_rows(targets, outputs)
     for r, t in zip(rows, targets["rows"]):
-        if t["source"] in a.skip:
+        groups = {g for g in a.only.split(",") if g}
+        group = t["name"].split(":", 1)[0]
+        if t["source"] in a.skip or (groups and "all" not in groups and group not in groups
+                                     and t["source"] not in groups):
             r["verdict"] = "skipped (--only)"
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
