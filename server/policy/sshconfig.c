@@ -15,6 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Past this much of one file (real configs are a few KiB), the rest is not read. */
+#define SSH_CONFIG_MAX_BYTES (1u << 20)
+/* Files read for one config, Includes and their globs together (a glob such
+ * as Include of every file two levels under / must not read the disk). */
+#define SSH_CONFIG_MAX_FILES 64
 
 #define SSH_MAX_INCLUDE_DEPTH 16
 
@@ -150,17 +159,28 @@ static const char *const path_keys[] = {"IdentityFile",      "CertificateFile",
 static int parse_file(const char *file, const char *home, int depth, pol_strvec *out,
                       pol_strvec *seen) {
   /* Each file is read once: Include loops and repeated globs stay linear. */
-  if (pol_sv_contains(seen, file))
+  if (pol_sv_contains(seen, file) || seen->n >= SSH_CONFIG_MAX_FILES)
     return 0;
   if (pol_sv_push(seen, file) < 0)
     return -ENOMEM;
-  FILE *f = fopen(file, "re");
-  if (!f)
+  /* Only regular files, opened and read without blocking: an Include glob
+   * may name a FIFO, a terminal or a procfs file whose read waits forever
+   * (an Include of every file under /dev, or /proc/kmsg), and policy resolution runs on the loop. */
+  int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
     return 0; /* missing or unreadable: nothing named */
+  struct stat st;
+  FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+  if (!f) {
+    close(fd);
+    return 0;
+  }
   char *line = NULL;
-  size_t cap = 0;
+  size_t cap = 0, total = 0;
+  ssize_t got;
   int rc = 0;
-  while (rc == 0 && getline(&line, &cap, f) >= 0) {
+  while (rc == 0 && (got = getline(&line, &cap, f)) >= 0 &&
+         (total += (size_t)got) <= SSH_CONFIG_MAX_BYTES) {
     char *s = line;
     while (isspace((unsigned char)*s))
       s++;
