@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 
-from wardenrpc import WARDEN_BIN, Server, run_tests
+from wardenrpc import WARDEN_BIN, Server, alive, descendants_of, run_tests
 
 FULL = {"type": "dangerFullAccess"}
 
@@ -32,37 +32,6 @@ def wait_output(s, pid, needle, timeout=20):
             return
         time.sleep(0.02)
     raise AssertionError("did not see %r in %r" % (needle, s.output_of(pid)))
-
-
-def descendants_of(pid):
-    """All live processes whose ancestry includes pid (by /proc)."""
-    parents = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    stat = f.read()
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-                parents[int(d)] = ppid
-            except (OSError, ValueError):
-                pass
-    out = []
-    for p in parents:
-        q = p
-        while q in parents and q > 1:
-            q = parents[q]
-            if q == pid:
-                out.append(p)
-                break
-    return out
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
 
 
 def test_pipe_streams_separate_and_exit_code():

@@ -12,41 +12,11 @@ import sys
 import tempfile
 import time
 
-from wardenrpc import Server, run_tests
+from wardenrpc import Server, alive, descendants_of, run_tests
 
 FULL = {"type": "dangerFullAccess"}
 WS = {"type": "workspaceWrite"}
 WAIT_S = 60  # how long an awaited event may take under load (not a speed bound)
-
-
-def descendants_of(pid):
-    """All live processes whose ancestry includes pid (by /proc)."""
-    parents = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    stat = f.read()
-                parents[int(d)] = int(stat[stat.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError):
-                pass
-    out = []
-    for p in parents:
-        q = p
-        while q in parents and q > 1:
-            q = parents[q]
-            if q == pid:
-                out.append(p)
-                break
-    return out
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_lines(s, pid, needles):

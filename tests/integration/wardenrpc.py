@@ -190,6 +190,39 @@ class Skip(Exception):
     reported as skipped, never counted as passed."""
 
 
+# ---- the process tree, read from /proc ----
+
+def descendants_of(pid):
+    """All live processes whose ancestry includes pid (by /proc)."""
+    parents = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+                parents[int(d)] = ppid
+            except (OSError, ValueError):
+                pass
+    out = []
+    for p in parents:
+        q = p
+        while q in parents and q > 1:
+            q = parents[q]
+            if q == pid:
+                out.append(p)
+                break
+    return out
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
 def run_tests(namespace):
     """Run every function named test_* in namespace (only those whose name
     contains WARDEN_TEST_ONLY, when set); print a summary line and exit
