@@ -57,9 +57,11 @@ install(FILES ${CMAKE_BINARY_DIR}/man/warden.1 DESTINATION ${CMAKE_INSTALL_MANDI
 # ---- Debian package: `cpack -G DEB` in the build directory ----
 # Depends is computed by dpkg-shlibdeps (dpkg-dev, part of build-essential)
 # from the libraries the binary actually links, so it names libjansson4,
-# libuv1, libseccomp2 and libc6 today (and libcurl4, should the binary ever
-# link libcurl) with the versions the build saw, and never a library the
-# binary does not load. The binary is stripped, as Debian policy asks.
+# libuv1, libseccomp2 and libc6 today with the versions the build saw, and
+# never a library the binary does not load. libcurl4 is only Recommended:
+# the binary dlopen()s it when OTLP export is configured (curl_dl.h), and
+# runs without telemetry where it is missing. The binary is stripped, as
+# Debian policy asks.
 set(CPACK_PACKAGE_NAME warden)
 set(CPACK_PACKAGE_VENDOR "warden")
 set(WARDEN_PACKAGE_MAINTAINER "warden maintainers <warden@localhost>" CACHE STRING
@@ -74,5 +76,6 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libcurl4")
 set(CPACK_STRIP_FILES ON)
 include(CPack)

@@ -61,7 +61,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       flags |= CURL_CSELECT_OUT;
   }
   int running;
-  curl_multi_socket_action(t->multi, s->fd, flags, &running);
+  tele_curl.multi_socket_action(t->multi, s->fd, flags, &running);
   check_done(t);
 }
 
@@ -72,7 +72,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
   if (what == CURL_POLL_REMOVE) {
     if (s) {
       uv_poll_stop(&s->poll);
-      curl_multi_assign(t->multi, fd, NULL);
+      tele_curl.multi_assign(t->multi, fd, NULL);
       uv_close((uv_handle_t *)&s->poll, sock_closed);
     }
     return 0;
@@ -88,7 +88,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
       return -1;
     }
     t->open_handles++;
-    curl_multi_assign(t->multi, fd, s);
+    tele_curl.multi_assign(t->multi, fd, s);
   }
   int ev = 0;
   if (what & CURL_POLL_IN)
@@ -102,7 +102,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 static void on_curl_timer(uv_timer_t *h) {
   telemetry *t = h->data;
   int running;
-  curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  tele_curl.multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(t);
 }
 
@@ -174,26 +174,26 @@ static void kick(tele_queue *q) {
 
 static void start_transfer(tele_queue *q) {
   telemetry *t = q->t;
-  CURL *e = curl_easy_init();
+  CURL *e = tele_curl.easy_init();
   if (!e) {
     batch_drop(q, "curl_easy_init failed");
     return;
   }
   q->response_bytes = 0;
-  curl_easy_setopt(e, CURLOPT_URL, q->url);
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->gzipped ? t->headers : t->headers->next);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, q);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "warden-otlp/1");
-  if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
+  tele_curl.easy_setopt(e, CURLOPT_URL, q->url);
+  tele_curl.easy_setopt(e, CURLOPT_POST, 1L);
+  tele_curl.easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
+  tele_curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+  tele_curl.easy_setopt(e, CURLOPT_HTTPHEADER, q->gzipped ? t->headers : t->headers->next);
+  tele_curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+  tele_curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  tele_curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response);
+  tele_curl.easy_setopt(e, CURLOPT_WRITEDATA, q);
+  tele_curl.easy_setopt(e, CURLOPT_PRIVATE, q);
+  tele_curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  tele_curl.easy_setopt(e, CURLOPT_USERAGENT, "warden-otlp/1");
+  if (tele_curl.multi_add_handle(t->multi, e) != CURLM_OK) {
+    tele_curl.easy_cleanup(e);
     batch_drop(q, "curl_multi_add_handle failed");
     return;
   }
@@ -266,8 +266,8 @@ static bool retryable(CURLcode rc, long status) {
 
 static void transfer_done(tele_queue *q, CURLcode rc, long status, curl_off_t retry_after_s) {
   telemetry *t = q->t;
-  curl_multi_remove_handle(t->multi, q->easy);
-  curl_easy_cleanup(q->easy);
+  tele_curl.multi_remove_handle(t->multi, q->easy);
+  tele_curl.easy_cleanup(q->easy);
   q->easy = NULL;
   if (rc == CURLE_OK && status >= 200 && status < 300) {
     q->exported += q->batch_count;
@@ -293,7 +293,7 @@ static void transfer_done(tele_queue *q, CURLcode rc, long status, curl_off_t re
   }
   char why[160];
   if (rc != CURLE_OK)
-    snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+    snprintf(why, sizeof why, "%s", tele_curl.easy_strerror(rc));
   else
     snprintf(why, sizeof why, "HTTP %ld", status);
   q->attempt++;
@@ -323,7 +323,7 @@ static void transfer_done(tele_queue *q, CURLcode rc, long status, curl_off_t re
 static void check_done(telemetry *t) {
   CURLMsg *m;
   int left;
-  while ((m = curl_multi_info_read(t->multi, &left))) {
+  while ((m = tele_curl.multi_info_read(t->multi, &left))) {
     if (m->msg != CURLMSG_DONE)
       continue;
     CURL *e = m->easy_handle;
@@ -331,9 +331,9 @@ static void check_done(telemetry *t) {
     tele_queue *q = NULL;
     long status = 0;
     curl_off_t retry_after = 0;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&q);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry_after);
+    tele_curl.easy_getinfo(e, CURLINFO_PRIVATE, (char **)&q);
+    tele_curl.easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    tele_curl.easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry_after);
     if (q && q->easy == e)
       transfer_done(q, rc, status, retry_after);
   }
@@ -390,18 +390,24 @@ void tele_enqueue(telemetry *t, int which, const char *data, size_t len) {
 /* ---- lifecycle ---- */
 
 int tele_export_start(telemetry *t, const tele_config *cfg) {
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+  char why[256];
+  if (tele_curl_load(why, sizeof why) < 0) {
+    tele_note(t, TELE_LOG_ERROR, "telemetry: %s (install libcurl4 to export)", why);
+    return -ENOENT;
+  }
+  if (tele_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return -EIO;
-  t->multi = curl_multi_init();
+  t->curl_inited = true;
+  t->multi = tele_curl.multi_init();
   if (!t->multi)
     return -ENOMEM;
-  curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
-  curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-  curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
-  struct curl_slist *h = curl_slist_append(NULL, "Content-Encoding: gzip");
-  h = curl_slist_append(h, "Content-Type: application/json");
-  h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+  tele_curl.multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  tele_curl.multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+  tele_curl.multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+  tele_curl.multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+  struct curl_slist *h = tele_curl.slist_append(NULL, "Content-Encoding: gzip");
+  h = tele_curl.slist_append(h, "Content-Type: application/json");
+  h = tele_curl.slist_append(h, "Expect:"); /* no 100-continue round trip */
   for (size_t i = 0; h && i < cfg->n_headers; i++) {
     size_t n = strlen(cfg->headers[i].key) + strlen(cfg->headers[i].value) + 3;
     char *line = malloc(n);
@@ -412,7 +418,7 @@ int tele_export_start(telemetry *t, const tele_config *cfg) {
       snprintf(line, n, "%s: %s", cfg->headers[i].key, cfg->headers[i].value);
     else
       snprintf(line, n, "%s;", cfg->headers[i].key);
-    h = curl_slist_append(h, line);
+    h = tele_curl.slist_append(h, line);
     free(line);
   }
   if (!h)
@@ -451,8 +457,8 @@ static void finish_shutdown(telemetry *t) {
     tele_queue *q = &t->q[i];
     uv_timer_stop(&q->timer);
     if (q->easy) {
-      curl_multi_remove_handle(t->multi, q->easy);
-      curl_easy_cleanup(q->easy);
+      tele_curl.multi_remove_handle(t->multi, q->easy);
+      tele_curl.easy_cleanup(q->easy);
       q->easy = NULL;
     }
     lost[i] = q->batch_count + q->count;
@@ -478,7 +484,7 @@ static void finish_shutdown(telemetry *t) {
               (unsigned long long)t->q[0].dropped, (unsigned long long)t->q[1].dropped);
   /* Closing the multi handle closes cached connections: their sockets'
    * CURL_POLL_REMOVE close our poll handles while the loop still runs. */
-  curl_multi_cleanup(t->multi);
+  tele_curl.multi_cleanup(t->multi);
   t->multi = NULL;
   uv_timer_stop(&t->curl_timer);
   close_handle(t, (uv_handle_t *)&t->curl_timer);
@@ -514,12 +520,17 @@ void tele_export_shutdown(telemetry *t) {
 }
 
 void tele_export_free(telemetry *t) {
+  if (!t->curl_inited) { /* libcurl never loaded, or never started: nothing of it to free */
+    for (int i = 0; i < TELE_NQ; i++)
+      free(t->q[i].url);
+    return;
+  }
   for (int i = 0; i < TELE_NQ; i++) {
     tele_queue *q = &t->q[i];
     if (q->easy && t->multi)
-      curl_multi_remove_handle(t->multi, q->easy);
+      tele_curl.multi_remove_handle(t->multi, q->easy);
     if (q->easy)
-      curl_easy_cleanup(q->easy);
+      tele_curl.easy_cleanup(q->easy);
     free(q->body);
     free(q->plain);
     while (q->head) {
@@ -530,7 +541,8 @@ void tele_export_free(telemetry *t) {
     free(q->url);
   }
   if (t->multi)
-    curl_multi_cleanup(t->multi);
-  curl_slist_free_all(t->headers);
-  curl_global_cleanup();
+    tele_curl.multi_cleanup(t->multi);
+  tele_curl.slist_free_all(t->headers);
+  tele_curl.global_cleanup();
+  t->curl_inited = false;
 }

@@ -4,7 +4,7 @@
 
 #include "server/telemetry/telemetry.h"
 
-#include <curl/curl.h>
+#include "server/telemetry/curl_dl.h"
 
 #define TELE_DROP_LOG_INTERVAL_MS 10000 /* drops are reported at most this often */
 #define TELE_RESPONSE_MAX_BYTES 65536    /* a collector's answer is read and discarded */
@@ -64,6 +64,7 @@ struct telemetry {
   uint64_t batch_delay_ms, timeout_ms;
   bool gzip;
   /* export */
+  bool curl_inited; /* libcurl loaded and curl_global_init done */
   CURLM *multi;
   struct curl_slist *headers; /* "Content-Encoding: gzip" first: ->next for plain bodies */
   uv_timer_t curl_timer;

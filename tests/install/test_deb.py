@@ -80,6 +80,11 @@ class DebianPackage(TempDirTest):
                           % (package, soname, self.field("Depends")))
         self.assertEqual(depends - set(owners.values()), set(), self.field("Depends"))
 
+    def test_libcurl_is_recommended_not_linked(self):
+        # OTLP export dlopen()s libcurl.so.4: the package recommends it.
+        self.assertNotIn("libcurl.so.4", linked_libraries(WARDEN_BIN))
+        self.assertIn("libcurl4", depends_names(self.field("Recommends")))
+
     def test_unpacked_binary_runs(self):
         root = os.path.join(self.tmp, "root")
         run(["dpkg-deb", "-x", self.deb, root])

@@ -328,5 +328,52 @@ def test_network_decisions_are_log_records():
         rx.close()
 
 
+def test_libcurl_is_loaded_only_for_export():
+    """The binary does not link libcurl (it would cost every start ~30 shared
+    objects); export loads it. Where it cannot be loaded, the server says so
+    on stderr, naming the library, and serves without telemetry."""
+    needed = subprocess.run(["readelf", "-d", wardenrpc.WARDEN_BIN], capture_output=True,
+                            text=True, check=True).stdout
+    assert "libcurl" not in needed, needed
+    if os.geteuid() != 0:
+        return  # hiding the library takes a mount namespace of our own
+    lib = subprocess.run(["sh", "-c", "ldconfig -p | awk '/libcurl.so.4 /{print $NF; exit}'"],
+                         capture_output=True, text=True).stdout.strip()
+    assert lib, "libcurl.so.4 is not installed (scripts/deps.sh installs it)"
+    rx = Receiver()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = config_file(tmp, {"endpoint": rx.endpoint})
+            lines = [
+                {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"clientInfo": {"name": "t"}}},
+                {"jsonrpc": "2.0", "method": "initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "process/spawn",
+                 "params": {"processId": "p", "argv": ["echo", "served"]}},
+            ]
+            env = dict(os.environ, **CLEAN_ENV, WARDEN_LOG="warn")
+            p = subprocess.Popen(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 'mount --bind /dev/null "$0" && exec "$@"', lib, wardenrpc.WARDEN_BIN,
+                 "--state-dir", os.path.join(tmp, "state"), "--config", cfg],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            p.stdin.write("".join(json.dumps(m) + "\n" for m in lines).encode())
+            p.stdin.flush()
+            got = []
+            for raw in p.stdout:
+                m = json.loads(raw)
+                got.append(m)
+                if m.get("method") == "process/exited":
+                    break
+            p.stdin.close()
+            err = p.stderr.read().decode()
+            assert p.wait(30) == 0, err
+            assert any(m.get("id") == 2 and "result" in m for m in got), got
+            assert "cannot load libcurl.so.4" in err and "telemetry off" in err, err
+            assert rx.requests == [], rx.requests
+    finally:
+        rx.close()
+
+
 if __name__ == "__main__":
     wardenrpc.run_tests(globals())
