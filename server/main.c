@@ -1,6 +1,7 @@
 /* warden: entry point, command line, and the serve loop. */
 #include "handlers/handlers.h"
 #include "protocol/protocol.h"
+#include "server/exec/exec.h"
 #include "server/install_paths.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -28,6 +29,7 @@ static const char usage[] =
     "  --retain-bytes N      output kept per process for process/read (default 1048576)\n"
     "  --state-dir DIR       sandbox setup state (default $XDG_STATE_HOME/warden)\n"
     "  --proxy-listen H:P    also serve the egress proxy (HTTP and SOCKS5) on loopback H:P\n"
+    "  --no-zygote           fork supervisors from the server, not the zygote (diagnosis)\n"
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
     "\n"
@@ -197,7 +199,14 @@ static void on_telemetry_note(void *arg, tele_level level, const char *msg) {
             "telemetry", "%s", msg);
 }
 
-static int serve(warden_server *s, const tele_config *tc) {
+static int serve(warden_server *s, const tele_config *tc, bool zygote) {
+  /* First, while the process is small and has one thread: the zygote that
+   * creates every supervisor from now on (server/exec/zygote.c). */
+  if (zygote) {
+    int zrc = exec_zygote_start();
+    if (zrc < 0)
+      LOGW("server", "no zygote (%s): supervisors are forked from the server", strerror(-zrc));
+  }
   uv_loop_t *loop = uv_default_loop();
   s->loop = loop;
   signal(SIGPIPE, SIG_IGN);
@@ -249,6 +258,7 @@ static int serve(warden_server *s, const tele_config *tc) {
   uv_signal_start(&s->sigint, on_signal, SIGINT);
 
   uv_run(loop, UV_RUN_DEFAULT);
+  exec_zygote_stop();
   handlers_free(s);
   rpc_free(s->rpc);
   telemetry_free(s->telemetry);
@@ -316,6 +326,7 @@ int main(int argc, char **argv) {
   const char *proxy_listen = NULL;
   int i = 1;
   bool run_mode = false;
+  bool zygote = true;
   if (argc > 1 && strcmp(argv[1], "run") == 0) {
     run_mode = true;
     i = 2;
@@ -357,6 +368,8 @@ int main(int argc, char **argv) {
         return 2;
       }
       proxy_listen = argv[++i];
+    } else if (strcmp(a, "--no-zygote") == 0 && !run_mode) {
+      zygote = false;
     } else if (run_mode) {
       break; /* the rest belongs to `warden run` */
     } else {
@@ -401,7 +414,7 @@ int main(int argc, char **argv) {
   if (run_mode)
     rc = handlers_run_command(&s, argc - i, argv + i);
   else
-    rc = serve(&s, &tc);
+    rc = serve(&s, &tc, zygote);
   tele_config_free(&tc);
   config_free(&s.cfg);
   return rc;

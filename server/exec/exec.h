@@ -90,6 +90,16 @@ typedef struct exec_engine_opts {
   uint64_t retain_exited_ms; /* how long an exited proc is kept (default 60000) */
 } exec_engine_opts;
 
+/* The zygote (zygote.c): one small process forked now, before the heap and
+ * threads grow, that creates every supervisor afterwards, so spawning never
+ * forks the server. Call it early from the main thread (the zygote dies with
+ * the thread that forked it). 0 or -errno (spawns then clone directly). */
+int exec_zygote_start(void);
+/* Close it and wait for it (at exit; spawns clone directly afterwards). */
+void exec_zygote_stop(void);
+/* Its pid, or -1 when there is none (tests, diagnostics). */
+pid_t exec_zygote_pid(void);
+
 int exec_engine_new(uv_loop_t *loop, const exec_engine_opts *opts, const exec_callbacks *cb,
                     exec_engine **out);
 /* Terminate every process group (TERM, KILL after grace_ms) and call done

@@ -12,6 +12,8 @@
  *   proc.c    process lifecycle: accessors, terminate, resize, release,
  *             reaping, exit delivery, freeing
  *   signals.c signal names
+ *   zygote.c  the process that creates supervisors (CLONE_PARENT), so the
+ *             server is never forked
  */
 #ifndef WARDEN_EXEC_INT_H
 #define WARDEN_EXEC_INT_H
@@ -97,6 +99,12 @@ typedef struct exec_child_ctx {
 
 /* Runs in the clone()d child; never returns. */
 _Noreturn void exec_supervisor_main(exec_child_ctx *c);
+
+/* zygote.c: have the zygote clone the supervisor (flags: CLONE_NEW*) for c.
+ * 0 with *pid and *pidfd (the supervisor is our child); -errno of the
+ * zygote's clone (a spawn failure, reported as clone's); -ENODEV when there
+ * is no usable zygote (clone here instead). */
+int exec_zygote_spawn(const exec_child_ctx *c, unsigned long flags, int *pidfd, pid_t *pid);
 
 /* ---- processes ---- */
 

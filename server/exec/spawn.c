@@ -346,15 +346,25 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
   }
 #endif
 
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* The zygote clones the supervisor (zygote.c); without one, we do, as a
+   * fork of the server, with every signal blocked so the child starts with
+   * none of our handlers able to run. */
   int pidfd = -1;
-  pid_t pid = clone_pidfd(nsflags, &pidfd);
-  if (pid == 0)
-    exec_supervisor_main(&c);
-  int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pid_t pid = -1;
+  int clone_errno = 0;
+  int zrc = exec_zygote_spawn(&c, nsflags, &pidfd, &pid);
+  if (zrc == -ENODEV) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = clone_pidfd(nsflags, &pidfd);
+    if (pid == 0)
+      exec_supervisor_main(&c);
+    clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  } else if (zrc < 0) {
+    clone_errno = -zrc;
+  }
   exec_limits_after_clone(&p->lim);
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
   /* Our copy of the channel's child end: closed, so the server side sees

@@ -162,4 +162,18 @@ const char *sandbox_readiness_status(const char *state_dir, const json_t *settin
  * 1 when that changed the record, 0 when it was already there, <0 errno. */
 int sandbox_workspace_record(const char *vdir, const char *key, const json_t *value);
 
+
+/* ---- the zygote (server/exec/zygote.c) ---- */
+struct wire_buf;
+struct wire_rd;
+/* Append what the supervisor needs of spec (spec_wire.c); the proxy
+ * channel's child end, when there is one, travels beside it as an fd. */
+int sandbox_spec_encode(const sandbox_spec *spec, struct wire_buf *w);
+/* Build a spec from those bytes in the zygote, with proxy_child_fd (-1:
+ * none) as its channel; the fd stays the caller's (freeing the spec does not
+ * close it). -EPROTO on a malformed encoding, -ENOMEM. */
+int sandbox_spec_decode(struct wire_rd *r, int proxy_child_fd, sandbox_spec **out);
+/* Free a decoded spec (it owns nothing of the host). */
+void sandbox_spec_free_decoded(sandbox_spec *spec);
+
 #endif

@@ -192,9 +192,12 @@ class Skip(Exception):
 
 # ---- the process tree, read from /proc ----
 
-def descendants_of(pid):
-    """All live processes whose ancestry includes pid (by /proc)."""
+def descendants_of(pid, zygote=False):
+    """All live processes whose ancestry includes pid (by /proc). The
+    server's zygote (comm "warden-zygote", part of the server for its whole
+    life) is left out unless zygote is true."""
     parents = {}
+    zygotes = set()
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
@@ -202,10 +205,14 @@ def descendants_of(pid):
                     stat = f.read()
                 ppid = int(stat[stat.rindex(")") + 2:].split()[1])
                 parents[int(d)] = ppid
+                if stat[stat.index("(") + 1:stat.rindex(")")] == "warden-zygote":
+                    zygotes.add(int(d))
             except (OSError, ValueError):
                 pass
     out = []
     for p in parents:
+        if p in zygotes and not zygote:
+            continue
         q = p
         while q in parents and q > 1:
             q = parents[q]
@@ -221,6 +228,14 @@ def alive(pid):
             return f.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+def wait_gone(pred, timeout=15):
+    """Poll pred until it holds or timeout seconds pass; its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not pred():
+        time.sleep(0.05)
+    return pred()
 
 
 def run_tests(namespace):
