@@ -200,13 +200,8 @@ static void on_telemetry_note(void *arg, tele_level level, const char *msg) {
 }
 
 static int serve(warden_server *s, const tele_config *tc, bool zygote) {
-  /* First, while the process is small and has one thread: the zygote that
-   * creates every supervisor from now on (server/exec/zygote.c). */
-  if (zygote) {
-    int zrc = exec_zygote_start();
-    if (zrc < 0)
-      LOGW("server", "no zygote (%s): supervisors are forked from the server", strerror(-zrc));
-  }
+  /* The zygote starts once initialize is answered (handlers/lifecycle.c). */
+  s->zygote = zygote;
   uv_loop_t *loop = uv_default_loop();
   s->loop = loop;
   signal(SIGPIPE, SIG_IGN);

@@ -22,6 +22,8 @@ typedef struct warden_server {
   struct netproxy *netproxy; /* the egress proxy (handlers/network.c) */
   policy_features features;
   bool features_probed;
+  bool zygote;        /* start the zygote after initialize (off: --no-zygote) */
+  bool zygote_tried;
   bool shutting_down;
   int exit_code;
   uv_signal_t sigterm, sigint;

@@ -267,6 +267,14 @@ static bool make_base(const char *ctrl, char *out) {
   return true;
 }
 
+/* ".../warden-1234" -> ".../warden-*" ("" stays ""). */
+static void generic_dir(const char *dir, char out[EXEC_LIMITS_PATH_MAX]) {
+  snprintf(out, EXEC_LIMITS_PATH_MAX, "%s", dir);
+  char *slash = strrchr(out, '/');
+  if (slash && strncmp(slash + 1, "warden-", 7) == 0 && slash + 8 - out < EXEC_LIMITS_PATH_MAX)
+    snprintf(slash + 8, (size_t)(EXEC_LIMITS_PATH_MAX - (slash + 8 - out)), "*");
+}
+
 static void probe(void) {
   if (host.probed)
     return;
@@ -276,11 +284,18 @@ static void probe(void) {
     make_base("pids", host.base[CG_V1_PIDS]);
   if (!host.v2_memory)
     make_base("memory", host.base[CG_V1_MEMORY]);
+  /* The summary names each server's directory as warden-*: it is the same
+   * text for every server of this host (initialize's answer is recorded and
+   * reused across starts, handlers/lifecycle.c). */
+  char v2[EXEC_LIMITS_PATH_MAX], v1p[EXEC_LIMITS_PATH_MAX], v1m[EXEC_LIMITS_PATH_MAX];
+  generic_dir(host.base[CG_V2], v2);
+  generic_dir(host.base[CG_V1_PIDS], v1p);
+  generic_dir(host.base[CG_V1_MEMORY], v1m);
   char *s = host.summary;
   size_t n = sizeof host.summary;
   int w;
   if (host.base[CG_V2][0])
-    w = snprintf(s, n, "cgroup2 %s (controllers:%s%s%s; cgroup.kill %s)", host.base[CG_V2],
+    w = snprintf(s, n, "cgroup2 %s (controllers:%s%s%s; cgroup.kill %s)", v2,
                  host.v2_pids ? " pids" : "", host.v2_memory ? " memory" : "",
                  host.v2_pids || host.v2_memory ? "" : " none delegated",
                  host.v2_kill ? "yes" : "no");
@@ -290,9 +305,8 @@ static void probe(void) {
     s += w;
     n -= (size_t)w;
   }
-  w = snprintf(s, n, "; cgroup1 pids: %s; cgroup1 memory: %s",
-               host.base[CG_V1_PIDS][0] ? host.base[CG_V1_PIDS] : "no",
-               host.base[CG_V1_MEMORY][0] ? host.base[CG_V1_MEMORY] : "no");
+  w = snprintf(s, n, "; cgroup1 pids: %s; cgroup1 memory: %s", v1p[0] ? v1p : "no",
+               v1m[0] ? v1m : "no");
   (void)w;
 }
 

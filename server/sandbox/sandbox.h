@@ -158,6 +158,10 @@ json_t *sandbox_marker_read(const char *vdir);
  * the first difference, static storage. */
 const char *sandbox_readiness_status(const char *state_dir, const json_t *settings,
                                      const char **why);
+/* Any other JSON object of the state: <vdir>/<name>, read (NULL when absent,
+ * not an object or unreadable) and written atomically. */
+json_t *sandbox_state_record_read(const char *vdir, const char *name);
+int sandbox_state_record_write(const char *vdir, const char *name, const json_t *v);
 /* Record that `key` (a workspace and its policy) was applied with `value`:
  * 1 when that changed the record, 0 when it was already there, <0 errno. */
 int sandbox_workspace_record(const char *vdir, const char *key, const json_t *value);

@@ -140,6 +140,17 @@ static int write_json(const char *dir, const char *name, const json_t *v) {
   return r;
 }
 
+json_t *sandbox_state_record_read(const char *vdir, const char *name) {
+  char path[PATH_MAX];
+  if (!vdir || join(path, sizeof path, vdir, name) < 0)
+    return NULL;
+  return read_json(path);
+}
+
+int sandbox_state_record_write(const char *vdir, const char *name, const json_t *v) {
+  return vdir ? write_json(vdir, name, v) : -EINVAL;
+}
+
 int sandbox_marker_delete(const char *vdir) {
   char path[PATH_MAX];
   if (join(path, sizeof path, vdir, MARKER_NAME) < 0)

@@ -41,7 +41,12 @@ def children(pid):
 
 
 def zygote_of(server_pid):
-    z = [p for p, comm, state in children(server_pid) if comm == "warden-zygote"]
+    """The zygote: forked once initialize is answered, named right after
+    the fork (so look for a moment)."""
+    def named():
+        return [p for p, comm, state in children(server_pid) if comm == "warden-zygote"]
+    wait_gone(lambda: len(named()) == 1, timeout=5)
+    z = named()
     assert len(z) == 1, children(server_pid)
     return z[0]
 
