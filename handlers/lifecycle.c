@@ -134,7 +134,7 @@ void handle_initialize(void *server, rpc_request *req, json_t *params) {
    * zygote, while the heap is small (server/exec/zygote.c). */
   if (s->zygote && exec_zygote_pid() < 0 && !s->zygote_tried) {
     s->zygote_tried = true;
-    int zrc = exec_zygote_start();
+    int zrc = exec_zygote_start(s->warm_supervisors);
     if (zrc < 0)
       LOGW("server", "no zygote (%s): supervisors are forked from the server", strerror(-zrc));
   }

@@ -30,6 +30,7 @@ static const char usage[] =
     "  --state-dir DIR       sandbox setup state (default $XDG_STATE_HOME/warden)\n"
     "  --proxy-listen H:P    also serve the egress proxy (HTTP and SOCKS5) on loopback H:P\n"
     "  --no-zygote           fork supervisors from the server, not the zygote (diagnosis)\n"
+    "  --warm-supervisors N  supervisors kept ready per kind of spawn, 0..8 (default 2)\n"
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
     "\n"
@@ -199,9 +200,10 @@ static void on_telemetry_note(void *arg, tele_level level, const char *msg) {
             "telemetry", "%s", msg);
 }
 
-static int serve(warden_server *s, const tele_config *tc, bool zygote) {
+static int serve(warden_server *s, const tele_config *tc, bool zygote, size_t warm) {
   /* The zygote starts once initialize is answered (handlers/lifecycle.c). */
   s->zygote = zygote;
+  s->warm_supervisors = warm;
   uv_loop_t *loop = uv_default_loop();
   s->loop = loop;
   signal(SIGPIPE, SIG_IGN);
@@ -322,6 +324,7 @@ int main(int argc, char **argv) {
   int i = 1;
   bool run_mode = false;
   bool zygote = true;
+  size_t warm = EXEC_ZYGOTE_WARM_DEFAULT;
   if (argc > 1 && strcmp(argv[1], "run") == 0) {
     run_mode = true;
     i = 2;
@@ -365,6 +368,15 @@ int main(int argc, char **argv) {
       proxy_listen = argv[++i];
     } else if (strcmp(a, "--no-zygote") == 0 && !run_mode) {
       zygote = false;
+    } else if (strcmp(a, "--warm-supervisors") == 0 && !run_mode) {
+      if (parse_size(a, next, 0, &warm) < 0)
+        return 2;
+      if (warm > EXEC_ZYGOTE_WARM_MAX) {
+        fprintf(stderr, "warden: --warm-supervisors is at most %d, got %zu\n",
+                EXEC_ZYGOTE_WARM_MAX, warm);
+        return 2;
+      }
+      i++;
     } else if (run_mode) {
       break; /* the rest belongs to `warden run` */
     } else {
@@ -409,7 +421,7 @@ int main(int argc, char **argv) {
   if (run_mode)
     rc = handlers_run_command(&s, argc - i, argv + i);
   else
-    rc = serve(&s, &tc, zygote);
+    rc = serve(&s, &tc, zygote, warm);
   tele_config_free(&tc);
   config_free(&s.cfg);
   return rc;

@@ -24,6 +24,7 @@ typedef struct warden_server {
   bool features_probed;
   bool zygote;        /* start the zygote after initialize (off: --no-zygote) */
   bool zygote_tried;
+  size_t warm_supervisors; /* per kind of spawn (--warm-supervisors) */
   bool shutting_down;
   int exit_code;
   uv_signal_t sigterm, sigint;

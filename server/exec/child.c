@@ -538,6 +538,8 @@ _Noreturn void exec_supervisor_main(exec_child_ctx *c) {
   if (!c->newpid && getppid() != c->server_pid)
     _exit(1);
   sup_fds(c);
+  if (c->unshare_flags && unshare((int)c->unshare_flags) < 0)
+    sup_fail(c, errno, "unshare", true);
   /* Into the limits' cgroups before anything else runs or forks, so the
    * whole tree is counted and can be killed as one. */
   if (exec_limits_join(c->limits) < 0)

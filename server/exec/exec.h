@@ -92,9 +92,14 @@ typedef struct exec_engine_opts {
 
 /* The zygote (zygote.c): one small process forked now, before the heap and
  * threads grow, that creates every supervisor afterwards, so spawning never
- * forks the server. Call it early from the main thread (the zygote dies with
- * the thread that forked it). 0 or -errno (spawns then clone directly). */
-int exec_zygote_start(void);
+ * forks the server. It keeps warm_per_kind supervisors ready for each kind
+ * of spawn it has seen (plain, and each set of sandbox namespaces; at most
+ * EXEC_ZYGOTE_WARM_MAX; 0: none), so a spawn does not wait for a clone.
+ * Call it from the main thread (the zygote dies with the thread that forked
+ * it). 0 or -errno (spawns then clone directly). */
+#define EXEC_ZYGOTE_WARM_MAX 8
+#define EXEC_ZYGOTE_WARM_DEFAULT 2
+int exec_zygote_start(size_t warm_per_kind);
 /* Close it and wait for it (at exit; spawns clone directly afterwards). */
 void exec_zygote_stop(void);
 /* Its pid, or -1 when there is none (tests, diagnostics). */

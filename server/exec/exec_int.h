@@ -95,6 +95,11 @@ typedef struct exec_child_ctx {
   char **sh_argv;         /* {"/bin/sh", <slot>, argv[1..], NULL} for ENOEXEC */
   const struct sandbox_spec *sandbox;
   exec_limits_state *limits; /* cgroups to join, rlimits to set; NULL: none */
+  /* CLONE_NEW* flags the supervisor unshares first: the part of the spawn's
+   * flags that a warm supervisor (zygote.c) could not take at its clone
+   * (CLONE_NEWNS: the mount table is copied when the spawn comes, not when
+   * the supervisor was made). 0 otherwise. */
+  unsigned long unshare_flags;
 } exec_child_ctx;
 
 /* Runs in the clone()d child; never returns. */

@@ -63,16 +63,37 @@ typedef struct zy_head {
   uint32_t body_len;
 } zy_head;
 
+/* What the zygote sends the server: the answer to a spawn (pid != 0), with
+ * the supervisor's pidfd unless it is a warm one; or, unasked, a warm
+ * supervisor's announcement (pid 0, `announced` its pid, its pidfd with
+ * it). Announcements are sent when the warm supervisor is made, so they
+ * always reach the server before an answer that names it; the server reads
+ * them when it next spawns. */
 typedef struct zy_reply {
-  int32_t pid; /* > 0, or -1 with err */
+  int32_t pid; /* > 0, -1 with err, or 0: an announcement */
   int32_t err;
+  int32_t announced;
+  uint8_t warm; /* pid is a warm supervisor (announced before) */
 } zy_reply;
+
+/* Warm supervisors at most, all kinds together, and per kind. */
+#define ZY_POOL_MAX 16
+#define ZY_WARM_MAX EXEC_ZYGOTE_WARM_MAX
+#define ZY_KINDS_MAX 4
+
+typedef struct warm_child {
+  pid_t pid;
+  int pidfd;
+} warm_child;
 
 static struct {
   int sock;   /* the server's end, -1: no zygote */
   pid_t pid;
   int pidfd;
-} zy = {-1, -1, -1};
+  /* warm supervisors the zygote made: our children, not yet handed out */
+  warm_child warm[ZY_POOL_MAX * 2];
+  size_t n_warm;
+} zy = {.sock = -1, .pid = -1, .pidfd = -1};
 
 /* ---- messages with fds ---- */
 
@@ -275,11 +296,154 @@ static pid_t clone_parent_pidfd(unsigned long flags, int *pidfd) {
   return (pid_t)syscall(SYS_clone, flags | CLONE_PARENT | CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
 }
 
-static _Noreturn void zygote_main(int sock, pid_t server) {
+/* ---- warm supervisors ----
+ *
+ * A warm supervisor is cloned ahead of demand with the namespaces of one
+ * kind of spawn (its CLONE_NEW* flags but CLONE_NEWNS: the mount table is
+ * copied when the spawn comes, so it is never older than the spawn), waits
+ * on a socketpair for one spawn, and becomes that spawn's supervisor. It is
+ * used once. Like every supervisor it is the server's child (CLONE_PARENT);
+ * the server learns its pidfd from the next answer (`announced`), so it can
+ * reap it even if it dies unused. */
+
+#define WARM_DEFERRED CLONE_NEWNS /* taken at the spawn, not at the clone */
+#define WARM_ACK_MS 1000          /* a live warm supervisor acknowledges at once */
+
+typedef struct zy_warm {
+  pid_t pid;
+  int sock; /* our end */
+  unsigned long flags;
+} zy_warm;
+
+static struct {
+  size_t per_kind;                    /* 0: no warm supervisors */
+  unsigned long kinds[ZY_KINDS_MAX];  /* flag sets seen, warm ones kept for each */
+  size_t n_kinds;
+  zy_warm pool[ZY_POOL_MAX];
+  size_t n_pool;
+  char name[16];
+  pid_t server;
+  int to_server; /* our socket to the server */
+} zg;
+
+static _Noreturn void warm_main(int sock, unsigned long wflags) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (!(wflags & CLONE_NEWPID) && getppid() != zg.server)
+    _exit(0);
+  /* Nothing of the zygote's: not its socket to the server, not the other
+   * warm supervisors' sockets. */
+  if (sock > 3)
+    syscall(SYS_close_range, 3u, (unsigned)sock - 1, 0u);
+  syscall(SYS_close_range, (unsigned)sock + 1, ~0u, 0u);
+  zy_head h;
+  int fds[ZY_MAX_FDS];
+  size_t nfds = 0;
+  if (recv_with_fds(sock, &h, sizeof h, fds, ZY_MAX_FDS, &nfds) < 0)
+    _exit(0); /* the zygote is gone without using us */
+  if (h.magic != ZY_MAGIC || h.body_len > ZY_BODY_MAX)
+    _exit(127);
+  uint8_t *body = malloc(h.body_len ? h.body_len : 1);
+  if (!body || recv_with_fds(sock, body, h.body_len, NULL, 0, NULL) < 0)
+    _exit(127);
+  /* Taken: tell the zygote, which answers the server only now (a warm
+   * supervisor that died in the pool is never handed a spawn). */
+  if (write(sock, "k", 1) != 1)
+    _exit(127);
+  zy_job j;
+  if (job_decode(&j, body, h.body_len, fds, nfds) < 0 || (j.flags & ~WARM_DEFERRED) != wflags)
+    _exit(127); /* the server sees a supervisor that died without a report */
+  j.c.unshare_flags = j.flags & WARM_DEFERRED;
+  prctl(PR_SET_NAME, zg.name, 0, 0, 0);
+  exec_supervisor_main(&j.c);
+}
+
+static void warm_drop(size_t i) {
+  close(zg.pool[i].sock);
+  zg.pool[i] = zg.pool[--zg.n_pool];
+}
+
+/* Make warm supervisors until every kind has per_kind of them. */
+static void warm_fill(void) {
+  for (size_t k = 0; k < zg.n_kinds; k++) {
+    size_t have = 0;
+    for (size_t i = 0; i < zg.n_pool; i++)
+      have += zg.pool[i].flags == zg.kinds[k];
+    while (have < zg.per_kind && zg.n_pool < ZY_POOL_MAX) {
+      int sv[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return;
+      int pidfd = -1;
+      /* The child is born with our name: make it the right one for the
+       * moment of the clone, so no process is ever misnamed. */
+      prctl(PR_SET_NAME, "warden-warm", 0, 0, 0);
+      pid_t pid = clone_parent_pidfd(zg.kinds[k], &pidfd);
+      if (pid == 0) {
+        close(sv[0]);
+        warm_main(sv[1], zg.kinds[k]);
+      }
+      prctl(PR_SET_NAME, "warden-zygote", 0, 0, 0);
+      close(sv[1]);
+      if (pid < 0) {
+        close(sv[0]);
+        return; /* try again after the next spawn */
+      }
+      zy_reply a = {.pid = 0, .announced = pid};
+      int rc = send_with_fds(zg.to_server, &a, sizeof a, &pidfd, 1);
+      close(pidfd);
+      if (rc < 0)
+        _exit(0); /* the server is gone */
+      zg.pool[zg.n_pool++] = (zy_warm){pid, sv[0], zg.kinds[k]};
+      have++;
+    }
+  }
+}
+
+static void warm_kind_seen(unsigned long wflags) {
+  if (!zg.per_kind)
+    return;
+  for (size_t k = 0; k < zg.n_kinds; k++)
+    if (zg.kinds[k] == wflags)
+      return;
+  if (zg.n_kinds < ZY_KINDS_MAX)
+    zg.kinds[zg.n_kinds++] = wflags;
+}
+
+/* Hand the spawn to a warm supervisor of its kind: its pid, or -1 when there
+ * is none (or every one we tried was dead: the server reaps those). */
+static pid_t warm_take(unsigned long wflags, const void *msg, size_t len, const int *fds,
+                       size_t nfds) {
+  for (size_t i = 0; i < zg.n_pool;) {
+    zy_warm *w = &zg.pool[i];
+    if (w->flags != wflags) {
+      i++;
+      continue;
+    }
+    pid_t pid = w->pid;
+    int rc = send_with_fds(w->sock, msg, len, fds, nfds);
+    if (rc == 0) {
+      struct pollfd pf = {.fd = w->sock, .events = POLLIN};
+      char ack = 0;
+      int n;
+      do
+        n = poll(&pf, 1, WARM_ACK_MS);
+      while (n < 0 && errno == EINTR);
+      if (n != 1 || read(w->sock, &ack, 1) != 1 || ack != 'k')
+        rc = -EPIPE;
+    }
+    warm_drop(i); /* used or dead: out of the pool either way */
+    if (rc == 0)
+      return pid;
+  }
+  return -1;
+}
+
+static _Noreturn void zygote_main(int sock, pid_t server, size_t warm_per_kind) {
   /* Supervisors are named as the server is (as when they were its forks):
    * only the zygote itself is "warden-zygote". */
-  char name[16] = "warden";
-  prctl(PR_GET_NAME, name, 0, 0, 0);
+  memcpy(zg.name, "warden", 7);
+  prctl(PR_GET_NAME, zg.name, 0, 0, 0);
+  zg.server = server;
+  zg.per_kind = warm_per_kind;
   /* Die with the server; the check closes the race with a server that died
    * before prctl. */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -301,6 +465,9 @@ static _Noreturn void zygote_main(int sock, pid_t server) {
     if (fd != s)
       close(fd);
   syscall(SYS_close_range, 1024u, ~0u, 0u);
+  zg.to_server = s;
+  warm_kind_seen(0); /* unsandboxed spawns are warm from the first */
+  warm_fill();
   for (;;) {
     zy_head h;
     int fds[ZY_MAX_FDS];
@@ -308,41 +475,58 @@ static _Noreturn void zygote_main(int sock, pid_t server) {
     int rc = recv_with_fds(s, &h, sizeof h, fds, ZY_MAX_FDS, &nfds);
     if (rc < 0)
       _exit(0); /* EOF: the server closed us */
-    zy_reply rep = {.pid = -1, .err = EPROTO};
-    uint8_t *body = NULL;
-    if (h.magic != ZY_MAGIC || h.body_len > ZY_BODY_MAX)
+    if (h.magic != ZY_MAGIC || h.body_len > ZY_BODY_MAX || h.body_len < sizeof(uint64_t))
       _exit(1); /* the stream is out of step: nothing after this can be trusted */
-    body = malloc(h.body_len ? h.body_len : 1);
-    if (!body || recv_with_fds(s, body, h.body_len, NULL, 0, NULL) < 0)
-      _exit(body ? 0 : 1);
-    zy_job j;
-    int drc = job_decode(&j, body, h.body_len, fds, nfds);
-    free(body);
+    uint8_t *msg = malloc(sizeof h + h.body_len);
+    if (!msg || recv_with_fds(s, msg + sizeof h, h.body_len, NULL, 0, NULL) < 0)
+      _exit(msg ? 0 : 1);
+    memcpy(msg, &h, sizeof h);
+    const uint8_t *body = msg + sizeof h;
+    uint64_t flags;
+    memcpy(&flags, body, sizeof flags); /* the body starts with the flags */
+    unsigned long wflags = (unsigned long)flags & ~(unsigned long)WARM_DEFERRED;
+    zy_reply rep = {.pid = -1, .err = EPROTO};
     int pidfd = -1;
-    if (drc < 0) {
-      rep.err = -drc;
+    pid_t wp = warm_take(wflags, msg, sizeof h + h.body_len, fds, nfds);
+    if (wp > 0) {
+      rep.pid = wp;
+      rep.err = 0;
+      rep.warm = 1;
     } else {
-      pid_t pid = clone_parent_pidfd(j.flags, &pidfd);
-      if (pid == 0) {
-        prctl(PR_SET_NAME, name, 0, 0, 0);
-        exec_supervisor_main(&j.c);
+      zy_job j;
+      int drc = job_decode(&j, body, h.body_len, fds, nfds);
+      if (drc < 0) {
+        rep.err = -drc;
+      } else {
+        prctl(PR_SET_NAME, zg.name, 0, 0, 0); /* see warm_fill */
+        pid_t pid = clone_parent_pidfd(j.flags, &pidfd);
+        if (pid == 0)
+          exec_supervisor_main(&j.c);
+        prctl(PR_SET_NAME, "warden-zygote", 0, 0, 0);
+        rep.pid = pid;
+        rep.err = pid < 0 ? errno : 0;
+        job_free(&j);
       }
-      rep.pid = pid;
-      rep.err = pid < 0 ? errno : 0;
-      job_free(&j);
     }
+    free(msg);
     close_all(fds, nfds);
-    rc = send_with_fds(s, &rep, sizeof rep, &pidfd, rep.pid > 0 ? 1 : 0);
+    rc = send_with_fds(s, &rep, sizeof rep, &pidfd, pidfd >= 0 ? 1 : 0);
     if (pidfd >= 0)
       close(pidfd);
     if (rc < 0)
       _exit(0);
+    /* Off the spawn's path now: refill. */
+    if (rep.pid > 0)
+      warm_kind_seen(wflags);
+    warm_fill();
   }
 }
 
-int exec_zygote_start(void) {
+int exec_zygote_start(size_t warm_per_kind) {
   if (zy.sock >= 0)
     return 0;
+  if (warm_per_kind > ZY_WARM_MAX)
+    warm_per_kind = ZY_WARM_MAX;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return -errno;
@@ -356,7 +540,7 @@ int exec_zygote_start(void) {
   pid_t pid = fork();
   if (pid == 0) {
     close(sv[0]);
-    zygote_main(sv[1], server);
+    zygote_main(sv[1], server, warm_per_kind);
   }
   int err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -369,6 +553,28 @@ int exec_zygote_start(void) {
   zy.pid = pid;
   zy.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   return 0;
+}
+
+/* Warm supervisors the server holds (announced, not handed out): reap the
+ * ones that died; with kill, end and reap them all. */
+static void warm_reap(bool kill) {
+  for (size_t i = 0; i < zy.n_warm;) {
+    warm_child *w = &zy.warm[i];
+    if (kill)
+      syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int rc;
+    do
+      rc = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED | __WALL | (kill ? 0 : WNOHANG));
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0 || si.si_pid != 0) { /* reaped (or not ours to reap) */
+      close(w->pidfd);
+      *w = zy.warm[--zy.n_warm];
+    } else {
+      i++;
+    }
+  }
 }
 
 /* The zygote is gone or stuck: stop using it, make sure it is dead and
@@ -388,13 +594,15 @@ static void zygote_lost(const char *why, int err) {
   if (zy.pid > 0)
     waitpid(zy.pid, NULL, 0);
   zy.pid = -1;
+  warm_reap(true);
 }
 
 void exec_zygote_stop(void) {
   if (zy.sock < 0)
     return;
-  close(zy.sock); /* EOF: it exits */
+  close(zy.sock); /* EOF: it exits, and its warm supervisors see EOF too */
   zy.sock = -1;
+  warm_reap(true);
   if (zy.pid > 0)
     waitpid(zy.pid, NULL, 0);
   if (zy.pidfd >= 0)
@@ -472,25 +680,51 @@ int exec_zygote_spawn(const exec_child_ctx *c, unsigned long flags, int *pidfd, 
     zygote_lost("cannot send a spawn", -rc);
     return -ENODEV;
   }
-  struct pollfd pf = {.fd = zy.sock, .events = POLLIN};
-  int n;
-  do
-    n = poll(&pf, 1, EXEC_ZYGOTE_REPLY_MS);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) {
-    /* A supervisor may exist by now; without its pid we cannot own it. It
-     * is our child (CLONE_PARENT) with PDEATHSIG, and it dies once it finds
-     * its report pipe without a reader, which the caller closes. */
-    zygote_lost("no answer", n == 0 ? ETIMEDOUT : errno);
-    return -ENODEV;
-  }
+  warm_reap(false);
+  /* Announcements first (the zygote sends each when it makes the warm
+   * supervisor), then the answer. */
   zy_reply rep;
   int got[1] = {-1};
-  size_t ngot = 0;
-  rc = recv_with_fds(zy.sock, &rep, sizeof rep, got, 1, &ngot);
-  if (rc < 0) {
-    zygote_lost("no answer", -rc);
+  size_t ngot;
+  for (;;) {
+    struct pollfd pf = {.fd = zy.sock, .events = POLLIN};
+    int n;
+    do
+      n = poll(&pf, 1, EXEC_ZYGOTE_REPLY_MS);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      /* A supervisor may exist by now; without its pid we cannot own it. It
+       * is our child (CLONE_PARENT) with PDEATHSIG, and it dies once it finds
+       * its report pipe without a reader, which the caller closes. */
+      zygote_lost("no answer", n == 0 ? ETIMEDOUT : errno);
+      return -ENODEV;
+    }
+    got[0] = -1;
+    rc = recv_with_fds(zy.sock, &rep, sizeof rep, got, 1, &ngot);
+    if (rc < 0) {
+      close_all(got, ngot);
+      zygote_lost("no answer", -rc);
+      return -ENODEV;
+    }
+    if (rep.pid != 0)
+      break;
+    if (ngot != 1 || zy.n_warm >= sizeof zy.warm / sizeof zy.warm[0]) {
+      close_all(got, ngot);
+      zygote_lost("a warm supervisor announced without its pidfd", EPROTO);
+      return -ENODEV;
+    }
+    zy.warm[zy.n_warm++] = (warm_child){rep.announced, got[0]};
+  }
+  if (rep.pid > 0 && rep.warm) {
     close_all(got, ngot);
+    for (size_t i = 0; i < zy.n_warm; i++)
+      if (zy.warm[i].pid == rep.pid) {
+        *pid = rep.pid;
+        *pidfd = zy.warm[i].pidfd; /* the caller's now */
+        zy.warm[i] = zy.warm[--zy.n_warm];
+        return 0;
+      }
+    zygote_lost("an answer naming an unknown warm supervisor", EPROTO);
     return -ENODEV;
   }
   if (rep.pid > 0 && ngot != 1) {

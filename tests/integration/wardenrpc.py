@@ -194,8 +194,9 @@ class Skip(Exception):
 
 def descendants_of(pid, zygote=False):
     """All live processes whose ancestry includes pid (by /proc). The
-    server's zygote (comm "warden-zygote", part of the server for its whole
-    life) is left out unless zygote is true."""
+    server's zygote and its warm supervisors (comm "warden-zygote" and
+    "warden-warm", part of the server for its whole life) are left out
+    unless zygote is true."""
     parents = {}
     zygotes = set()
     for d in os.listdir("/proc"):
@@ -205,7 +206,7 @@ def descendants_of(pid, zygote=False):
                     stat = f.read()
                 ppid = int(stat[stat.rindex(")") + 2:].split()[1])
                 parents[int(d)] = ppid
-                if stat[stat.index("(") + 1:stat.rindex(")")] == "warden-zygote":
+                if stat[stat.index("(") + 1:stat.rindex(")")] in ("warden-zygote", "warden-warm"):
                     zygotes.add(int(d))
             except (OSError, ValueError):
                 pass

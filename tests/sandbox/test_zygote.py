@@ -45,10 +45,14 @@ def zygote_of(server_pid):
     the fork (so look for a moment)."""
     def named():
         return [p for p, comm, state in children(server_pid) if comm == "warden-zygote"]
-    wait_gone(lambda: len(named()) == 1, timeout=5)
-    z = named()
-    assert len(z) == 1, children(server_pid)
-    return z[0]
+    found = []
+    wait_gone(lambda: found.append(named()) or len(found[-1]) == 1, timeout=5)
+    assert len(found[-1]) == 1, children(server_pid)
+    return found[-1][0]
+
+
+def warm_of(server_pid):
+    return sorted(p for p, comm, state in children(server_pid) if comm == "warden-warm")
 
 
 def fd_targets(pid):
@@ -70,11 +74,14 @@ def run(s, pid, argv, sandbox=FULL, env=None, cwd=None):
 def test_zygote_shape_and_supervisors_are_the_servers_children():
     with Server() as s:
         z = zygote_of(s.proc.pid)
+        wait_gone(lambda: len(warm_of(s.proc.pid)) == 2, timeout=10)
         fds = fd_targets(z)
-        # 0-2 are /dev/null, and one socket: nothing of the client's pipes
+        # 0-2 are /dev/null, then sockets only: one to the server, one to
+        # each warm supervisor; nothing of the client's pipes
         assert all(fds[i] == "/dev/null" for i in (0, 1, 2)), fds
         others = [t for n, t in fds.items() if n > 2]
-        assert len(others) == 1 and others[0].startswith("socket:"), fds
+        assert len(others) == 1 + len(warm_of(s.proc.pid)), (fds, children(s.proc.pid))
+        assert all(t.startswith("socket:") for t in others), fds
         server_fds = fd_targets(s.proc.pid)
         assert server_fds[1] not in fds.values() and server_fds[0] not in fds.values()
         marker = "zy-" + uuid.uuid4().hex
@@ -82,7 +89,7 @@ def test_zygote_shape_and_supervisors_are_the_servers_children():
             "sh", "-c", "echo up; exec sleep 300", marker]})
         s.wait_for(lambda n: n.get("method") == "process/output", 30)
         kids = children(s.proc.pid)
-        sups = [p for p, comm, _ in kids if comm != "warden-zygote"]
+        sups = [p for p, comm, _ in kids if comm not in ("warden-zygote", "warden-warm")]
         assert len(sups) == 1, kids
         # the supervisor is the server's child, named as the server, and the
         # command is its child
@@ -243,6 +250,93 @@ def test_server_rss_does_not_grow_with_spawns():
             s.call("process/release", {"processId": "p%d" % i})
         print("page faults per spawn: zygote %.1f, --no-zygote %.1f" % (
             per, (minflt2() - before) / 20))
+
+
+def ns_of(pid, kind):
+    return os.readlink("/proc/%d/ns/%s" % (pid, kind))
+
+
+def test_warm_supervisors_are_used_once_and_refilled():
+    with Server("--warm-supervisors", "2") as s:
+        assert wait_gone(lambda: len(warm_of(s.proc.pid)) == 2, timeout=10), children(s.proc.pid)
+        used = set()
+        for i in range(4):
+            before = set(warm_of(s.proc.pid))
+            s.call("process/spawn", {"processId": "w%d" % i, "sandbox": FULL,
+                                     "argv": ["sh", "-c", "echo up; exec sleep 300"]})
+            s.wait_for(lambda n, i=i: n.get("method") == "process/output"
+                       and n["params"]["processId"] == "w%d" % i, 30)
+            sups = [p for p, comm, _ in children(s.proc.pid)
+                    if comm not in ("warden-zygote", "warden-warm") and p not in used]
+            assert len(sups) == 1, children(s.proc.pid)
+            assert sups[0] in before, ("the supervisor was not a warm one", sups, before)
+            used.add(sups[0])
+            # refilled, and never with one that served already
+            assert wait_gone(lambda: len(warm_of(s.proc.pid)) == 2, timeout=10)
+            assert not used & set(warm_of(s.proc.pid))
+        # a sandboxed spawn makes that kind warm too: in namespaces of its own
+        assert run(s, "sb", ["true"], WORKSPACE)[0] == 0
+        assert wait_gone(lambda: len(warm_of(s.proc.pid)) == 4, timeout=10), children(s.proc.pid)
+        nets = {ns_of(p, "net") for p in warm_of(s.proc.pid)}
+        assert ns_of(s.proc.pid, "net") in nets  # the plain ones
+        assert len(nets) == 3, nets  # and one network namespace per sandboxed one
+        for i in range(4):
+            s.call("process/terminate", {"processId": "w%d" % i, "graceMs": 100})
+            s.wait_exit("w%d" % i, timeout=30)
+
+
+def test_no_warm_supervisors():
+    with Server("--warm-supervisors", "0") as s:
+        zygote_of(s.proc.pid)
+        assert run(s, "a", ["echo", "cold"]) == (0, "cold\n")
+        assert run(s, "b", ["echo", "cold"], WORKSPACE) == (0, "cold\n")
+        assert warm_of(s.proc.pid) == []
+    for bad in ("9", "-1", "x"):
+        p = Server("--warm-supervisors", bad, init=False)
+        assert p.proc.wait(10) == 2
+        assert "--warm-supervisors" in "".join(p.stderr_lines) or p.proc.stderr is not None
+
+
+def test_a_killed_warm_supervisor_is_reaped_and_replaced():
+    with Server() as s:
+        assert wait_gone(lambda: len(warm_of(s.proc.pid)) == 2, timeout=10)
+        for w in warm_of(s.proc.pid):
+            os.kill(w, signal.SIGKILL)
+        for i in range(3):
+            assert run(s, "p%d" % i, ["echo", str(i)]) == (0, "%d\n" % i)
+        assert wait_gone(lambda: len(warm_of(s.proc.pid)) == 2, timeout=10)
+        zombies = [c for c in children(s.proc.pid) if c[2] == "Z"]
+        assert zombies == [], zombies
+
+
+MOUNTED = r'''
+import os, sys
+print(open(os.path.join(sys.argv[1], "inside-the-mount")).read())
+'''
+
+
+def test_a_warm_sandbox_sees_the_mount_table_of_its_spawn():
+    """Warm sandboxed supervisors are made before the spawn; the mount table
+    must still be the one at the spawn (a tmpfs mounted in the workspace in
+    between is what the command sees), as root and as uid 65534."""
+    if os.geteuid() != 0:
+        return
+    import subprocess
+    for user in (None, NOBODY):
+        with Env(user, "/var/tmp") as e:
+            # make the sandboxed kind warm, and wait for the refill
+            assert e.run(["true"], WORKSPACE)[0] == 0
+            assert wait_gone(lambda: len(warm_of(e.server.proc.pid)) == 4, timeout=10)
+            m = os.path.join(e.ws, "mnt")
+            os.makedirs(m)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "t", m], check=True)
+            try:
+                with open(os.path.join(m, "inside-the-mount"), "w") as f:
+                    f.write("fresh")
+                code, out = e.py(MOUNTED, WORKSPACE, m)
+                assert (code, out.strip()) == (0, "fresh"), (user, code, out)
+            finally:
+                subprocess.run(["umount", "-l", m], check=False)
 
 
 if __name__ == "__main__":
