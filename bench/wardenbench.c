@@ -88,7 +88,7 @@ static void progress(const char *fmt, ...) {
 /* ---- the result table ---- */
 
 typedef struct {
-  char bench[80], warden[64], baseline[80], codex[96], ratio[128], target[96], verdict[96];
+  char bench[96], warden[128], baseline[96], codex[96], ratio[128], target[96], verdict[96];
 } row;
 
 static row g_rows[64];
@@ -109,6 +109,18 @@ static row *add_row(const char *bench) {
 
 #define FMT(field, ...) snprintf(r->field, sizeof r->field, __VA_ARGS__)
 
+/* The targets of this table's own verdicts. bench/targets.json is the one
+ * place for them (bench/table.py computes the verdicts of the one table from
+ * it); these mirror it and change with it. The codex ratios are only here. */
+#define T_STARTUP_DIFF_MS 2.0 /* spawn to initialize minus exec of /bin/true (mean) */
+#define T_IDLE_RSS_MIB 8.0    /* server + zygote, VmHWM */
+#define T_SPAWN_RATIO 1.3     /* warden/posix_spawn+waitpid (mean) */
+#define T_SANDBOX_RATIO 1.5   /* workspaceWrite/unsandboxed (mean) */
+#define T_BURST_RATIO 1.0     /* zygote/--no-zygote, per spawn of a burst (median) */
+#define T_RUN_RATIO 3.0       /* warden run/exec of /bin/true (median) */
+#define T_TPUT_MIBS 400.0     /* pipe session, decoded */
+#define T_TPUT_SHARE 0.6      /* pipe session/raw pipe */
+
 static const char *codex_cell(void) { return O.codex_reason ? O.codex_reason : "skipped"; }
 
 /* ---- statistics ---- */
@@ -119,12 +131,14 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 typedef struct {
-  double mean, median, p95, min;
+  double mean, median, p95, p99, min;
   int n;
 } stats;
 
+/* p99 is the nearest rank (the ceil(0.99 n)-th smallest): with n <= 100 it is
+ * the largest or second largest sample. */
 static stats stats_of(double *v, int n) {
-  stats s = {NAN, NAN, NAN, NAN, n};
+  stats s = {NAN, NAN, NAN, NAN, NAN, n};
   if (n <= 0)
     return s;
   double sum = 0;
@@ -136,6 +150,8 @@ static stats stats_of(double *v, int n) {
   s.mean = sum / n;
   s.median = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
   s.p95 = t[(int)((n - 1) * 0.95)];
+  int r99 = (int)ceil(0.99 * n) - 1;
+  s.p99 = t[r99 < 0 ? 0 : r99 >= n ? n - 1 : r99];
   s.min = t[0];
   free(t);
   return s;
@@ -501,17 +517,80 @@ static double baseline_spawn_once(void) {
 
 /* ---- 1. startup ---- */
 
+/* The live child of parent whose comm is `comm`, waiting up to timeout_ms for
+ * it (warden forks its zygote right after answering initialize, and the
+ * zygote names itself after the fork); -1 when there is none by then. */
+static pid_t find_child_named(pid_t parent, const char *comm, int timeout_ms) {
+  double deadline = nj_now() + timeout_ms / 1000.0;
+  for (;;) {
+    pid_t found = -1;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && found < 0 && (e = readdir(d))) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9')
+        continue;
+      char path[64], buf[512];
+      snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        continue;
+      ssize_t n = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (n <= 0)
+        continue;
+      buf[n] = '\0';
+      char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+      int ppid;
+      char state;
+      if (!open_paren || !close_paren || close_paren < open_paren ||
+          sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2)
+        continue;
+      *close_paren = '\0';
+      if (ppid == (int)parent && state != 'Z' && state != 'X' &&
+          strcmp(open_paren + 1, comm) == 0)
+        found = (pid_t)atoi(e->d_name);
+    }
+    if (d)
+      closedir(d);
+    if (found > 0 || nj_now() >= deadline)
+      return found;
+    sleep_ms(5);
+  }
+}
+
+/* One idle memory sample: the server's and, for warden, its zygote's. */
 typedef struct {
-  stats init;     /* seconds */
-  double hwm_kib; /* median VmHWM */
-  double rss_kib; /* median VmRSS */
+  double server_kib, zygote_kib;
+} mem_parts;
+
+static int cmp_mem_parts(const void *a, const void *b) {
+  const mem_parts *x = a, *y = b;
+  double sx = x->server_kib + x->zygote_kib, sy = y->server_kib + y->zygote_kib;
+  return sx < sy ? -1 : sx > sy;
+}
+
+/* The run whose total is the median (the upper one for an even n), so that
+ * its two parts add up to the total shown. Sorts v. */
+static mem_parts median_run(mem_parts *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_mem_parts);
+  return v[n / 2];
+}
+
+typedef struct {
+  stats init;    /* seconds */
+  mem_parts hwm; /* VmHWM of the median run, KiB */
+  mem_parts rss; /* VmRSS of the median run, KiB */
   bool ok;
 } startup_res;
 
-static startup_res bench_startup_one(srv_kind k, int n) {
+/* n starts of the server, each followed by a 100 ms idle and a look at its
+ * memory (for warden: the server's plus its zygote's, which exists once
+ * initialize is answered). base (may be NULL) gets n exec+reap times of
+ * /bin/true, one after each start, so that the two share the machine's mood. */
+static startup_res bench_startup_one(srv_kind k, int n, double *base) {
   startup_res R = {.ok = false};
-  double *lat = calloc((size_t)n, sizeof *lat), *hwm = calloc((size_t)n, sizeof *hwm),
-         *rss = calloc((size_t)n, sizeof *rss);
+  double *lat = calloc((size_t)n, sizeof *lat);
+  mem_parts *hwm = calloc((size_t)n, sizeof *hwm), *rss = calloc((size_t)n, sizeof *rss);
   int got = 0;
   for (int i = 0; i < n; i++) {
     nj_conn c;
@@ -519,17 +598,35 @@ static startup_res bench_startup_one(srv_kind k, int n) {
     if (!srv_start(&c, k, &s))
       break;
     sleep_ms(100); /* a short idle */
+    long zh = 0, zr = 0;
+    if (k == SRV_WARDEN) {
+      pid_t z = find_child_named(c.pid, "warden-zygote", 1000);
+      if (z < 0) {
+        set_err("warden: no warden-zygote child of the server within 1.1 s of initialize");
+        nj_close(&c, 5000);
+        break;
+      }
+      zh = nj_proc_status_kib(z, "VmHWM");
+      zr = nj_proc_status_kib(z, "VmRSS");
+      if (zh < 0 || zr < 0) {
+        set_err("warden: cannot read /proc/%d/status of the zygote", (int)z);
+        nj_close(&c, 5000);
+        break;
+      }
+    }
     long h = nj_proc_status_kib(c.pid, "VmHWM"), r = nj_proc_status_kib(c.pid, "VmRSS");
     nj_close(&c, 5000);
+    if (base && isnan(base[got] = baseline_spawn_once()))
+      break;
     lat[got] = s;
-    hwm[got] = (double)h;
-    rss[got] = (double)r;
+    hwm[got] = (mem_parts){(double)h, (double)zh};
+    rss[got] = (mem_parts){(double)r, (double)zr};
     got++;
   }
   if (got == n) {
     R.init = stats_of(lat, n);
-    R.hwm_kib = stats_of(hwm, n).median;
-    R.rss_kib = stats_of(rss, n).median;
+    R.hwm = median_run(hwm, n);
+    R.rss = median_run(rss, n);
     R.ok = true;
   }
   free(lat);
@@ -538,56 +635,92 @@ static startup_res bench_startup_one(srv_kind k, int n) {
   return R;
 }
 
+static double mib_total(mem_parts m) { return (m.server_kib + m.zygote_kib) / 1024; }
+
 static void bench_startup(void) {
   int n = O.quick ? 10 : 50;
   progress("startup: %d runs of warden", n);
-  startup_res w = bench_startup_one(SRV_WARDEN, n);
+  /* baseline: the floor of starting any process: exec /bin/true and reap
+   * it, once after each start of warden */
+  double *b = calloc((size_t)n, sizeof *b);
+  for (int i = 0; i < n; i++)
+    b[i] = NAN;
+  startup_res w = bench_startup_one(SRV_WARDEN, n, b);
   char werr[512] = "";
   if (!w.ok)
     snprintf(werr, sizeof werr, "%s", g_err);
-  /* baseline: the floor of starting any process: exec /bin/true and reap it */
-  double *b = calloc((size_t)n, sizeof *b);
-  for (int i = 0; i < n; i++)
-    b[i] = baseline_spawn_once();
+  bool bok = true;
+  for (int i = 0; i < n && bok; i++) /* warden failed: the rest is measured here */
+    bok = !isnan(b[i]) || !isnan(b[i] = baseline_spawn_once());
   stats bs = stats_of(b, n);
   free(b);
   startup_res cx = {.ok = false};
   char cerr[512] = "";
   if (O.codex_enabled) {
     progress("startup: %d runs of codex exec-server", n);
-    cx = bench_startup_one(SRV_CODEX_EXEC, n);
+    cx = bench_startup_one(SRV_CODEX_EXEC, n, NULL);
     if (!cx.ok)
       errcpy(cerr, sizeof cerr, "error: ", g_err);
   }
 
-  row *r = add_row("startup: spawn to `initialize` response (mean / median)");
-  FMT(target, "warden < 5 ms (codex ref ~58 ms)");
-  if (w.ok) {
-    FMT(warden, "%.2f / %.2f ms", w.init.mean * 1e3, w.init.median * 1e3);
-    FMT(verdict, w.init.mean * 1e3 < 5 ? "met" : "MISSED by %.2f ms", w.init.mean * 1e3 - 5);
-  } else {
+  row *r = add_row("startup: spawn to `initialize` response (mean / median / p99)");
+  FMT(target, "warden - exec /bin/true <= %.0f ms (mean; codex ref ~58 ms)", T_STARTUP_DIFF_MS);
+  if (w.ok)
+    FMT(warden, "%.2f / %.2f / %.2f ms", w.init.mean * 1e3, w.init.median * 1e3,
+        w.init.p99 * 1e3);
+  else {
     FMT(warden, "error: %.50s", werr);
     g_failed = true;
   }
-  FMT(baseline, "exec /bin/true: %.2f ms", bs.mean * 1e3);
-  if (cx.ok) {
-    FMT(codex, "%.2f / %.2f ms", cx.init.mean * 1e3, cx.init.median * 1e3);
-    if (w.ok)
-      FMT(ratio, "codex/warden %.1fx", cx.init.mean / w.init.mean);
-  } else
+  if (bok)
+    FMT(baseline, "exec /bin/true: %.2f ms (mean)", bs.mean * 1e3);
+  else {
+    FMT(baseline, "error: %.60s", g_err);
+    g_failed = true;
+  }
+  if (cx.ok)
+    FMT(codex, "%.2f / %.2f / %.2f ms", cx.init.mean * 1e3, cx.init.median * 1e3,
+        cx.init.p99 * 1e3);
+  else
     FMT(codex, "%s", O.codex_enabled ? cerr : codex_cell());
+  if (w.ok && bok) {
+    double d = (w.init.mean - bs.mean) * 1e3;
+    if (cx.ok)
+      FMT(ratio, "warden - exec %+.2f ms; codex/warden %.1fx", d, cx.init.mean / w.init.mean);
+    else
+      FMT(ratio, "warden - exec %+.2f ms", d);
+    FMT(verdict, d <= T_STARTUP_DIFF_MS ? "met" : "MISSED by %.2f ms", d - T_STARTUP_DIFF_MS);
+  }
 
-  r = add_row("startup: idle peak RSS (VmHWM, median; VmRSS)");
-  FMT(target, "warden < 8 MiB (codex ref ~55 MiB)");
+  r = add_row("startup: p99 of spawn to `initialize` response");
+  FMT(target, "none (measured; the target is on the mean)");
+  if (w.ok)
+    FMT(warden, "%.2f ms (N=%d)", w.init.p99 * 1e3, n);
+  else
+    FMT(warden, "error");
+  if (bok)
+    FMT(baseline, "exec /bin/true p99: %.2f ms", bs.p99 * 1e3);
+  if (cx.ok)
+    FMT(codex, "%.2f ms", cx.init.p99 * 1e3);
+  else
+    FMT(codex, "%s", O.codex_enabled ? "error" : codex_cell());
+  if (w.ok && bok)
+    FMT(ratio, "warden - exec %+.2f ms", (w.init.p99 - bs.p99) * 1e3);
+
+  r = add_row("startup: idle peak RSS, server + zygote (VmHWM, median run; VmRSS)");
+  FMT(target, "server + zygote < %.0f MiB (codex ref ~55 MiB)", T_IDLE_RSS_MIB);
   if (w.ok) {
-    FMT(warden, "%.2f MiB (%.2f)", w.hwm_kib / 1024, w.rss_kib / 1024);
-    FMT(verdict, w.hwm_kib / 1024 < 8 ? "met" : "MISSED by %.2f MiB", w.hwm_kib / 1024 - 8);
+    FMT(warden, "%.2f MiB (server %.2f + zygote %.2f); VmRSS %.2f (%.2f + %.2f)",
+        mib_total(w.hwm), w.hwm.server_kib / 1024, w.hwm.zygote_kib / 1024, mib_total(w.rss),
+        w.rss.server_kib / 1024, w.rss.zygote_kib / 1024);
+    FMT(verdict, mib_total(w.hwm) < T_IDLE_RSS_MIB ? "met" : "MISSED by %.2f MiB",
+        mib_total(w.hwm) - T_IDLE_RSS_MIB);
   } else
     FMT(warden, "error");
   if (cx.ok) {
-    FMT(codex, "%.2f MiB (%.2f)", cx.hwm_kib / 1024, cx.rss_kib / 1024);
+    FMT(codex, "%.2f MiB (%.2f)", mib_total(cx.hwm), mib_total(cx.rss));
     if (w.ok)
-      FMT(ratio, "codex/warden %.1fx", cx.hwm_kib / w.hwm_kib);
+      FMT(ratio, "codex/warden %.1fx", mib_total(cx.hwm) / mib_total(w.hwm));
   } else
     FMT(codex, "%s", O.codex_enabled ? "error" : codex_cell());
 }
