@@ -91,6 +91,8 @@ def build_rows(targets, outputs):
     for t in targets["rows"]:
         r = {"metric": t["name"], "unit": t.get("unit", ""), "op": t.get("op"),
              "target": t.get("target"), "compare": t["compare"]}
+        if t.get("baseline_label"):
+            r["baseline_label"] = t["baseline_label"]
         got = measure(t, outputs)
         if got is None:
             r.update(warden=None, baseline=None, reference=None, ratio=None,
@@ -100,6 +102,10 @@ def build_rows(targets, outputs):
             continue
         v, base, refs = got
         r.update(warden=v, baseline=base, reference=refs or None)
+        if t.get("show_cell") and t["source"] == "wardenbench":
+            # the whole cell (its first number is the value), e.g. a sum's parts
+            row = next(x for x in outputs["wardenbench"] if x["bench"].startswith(t["row"]))
+            r["warden_text"] = row["warden"]
         cmp = t["compare"]
         ratio = None
         if cmp == "difference":
@@ -151,8 +157,11 @@ def print_table(rows):
         if r.get("difference") is not None:
             d = r["difference"]
             ratio = "%s%s (%s)" % ("+" if d >= 0 else "-", fmt(abs(d), r["unit"]), ratio)
+        base = fmt(r["baseline"], r["unit"])
+        if r["baseline"] is not None and r.get("baseline_label"):
+            base = "%s: %s" % (r["baseline_label"], base)
         print("| %s | %s | %s | %s | %s | %s | %s |" % (
-            r["metric"], fmt(r["warden"], r["unit"]), fmt(r["baseline"], r["unit"]), ref,
+            r["metric"], r.get("warden_text") or fmt(r["warden"], r["unit"]), base, ref,
             ratio, target_text(r), r["verdict"]))
 
 
