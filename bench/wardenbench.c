@@ -1096,17 +1096,18 @@ static void bench_sandbox(void) {
   free(vu);
   free(vs);
 
-  row *r = add_row("sandbox: /bin/true, workspaceWrite (mean / p95)");
-  FMT(target, "sandboxed/unsandboxed <= 2x; codex/warden >= 15x");
+  row *r = add_row("sandbox: /bin/true, workspaceWrite (mean / p95 / p99)");
+  FMT(target, "sandboxed/unsandboxed <= %.1fx (mean); codex/warden >= 15x", T_SANDBOX_RATIO);
   if (wok) {
-    FMT(warden, "%.3f / %.3f ms", ss.mean * 1e3, ss.p95 * 1e3);
-    FMT(baseline, "warden unsandboxed: %.3f ms", us.mean * 1e3);
+    FMT(warden, "%.3f / %.3f / %.3f ms", ss.mean * 1e3, ss.p95 * 1e3, ss.p99 * 1e3);
+    FMT(baseline, "warden unsandboxed: %.3f ms (mean)", us.mean * 1e3);
   } else {
     FMT(warden, "error: %.50s", werr);
     g_failed = true;
   }
   if (cok)
-    FMT(codex, "%.3f / %.3f ms (N=%d)", csb.mean * 1e3, csb.p95 * 1e3, nc);
+    FMT(codex, "%.3f / %.3f / %.3f ms (N=%d)", csb.mean * 1e3, csb.p95 * 1e3, csb.p99 * 1e3,
+        nc);
   else
     FMT(codex, "%s", O.codex_enabled ? cerr : codex_cell());
   if (wok) {
@@ -1115,13 +1116,26 @@ static void bench_sandbox(void) {
       FMT(ratio, "sandboxed/unsandboxed %.2fx; codex/warden %.1fx", su, csb.mean / ss.mean);
     else
       FMT(ratio, "sandboxed/unsandboxed %.2fx", su);
-    if (su <= 2 && (!cok || csb.mean / ss.mean >= 15))
+    if (su <= T_SANDBOX_RATIO && (!cok || csb.mean / ss.mean >= 15))
       FMT(verdict, "met");
-    else if (su > 2)
-      FMT(verdict, "MISSED: %.2fx > 2x (+%.3f ms)", su, (ss.mean - 2 * us.mean) * 1e3);
+    else if (su > T_SANDBOX_RATIO)
+      FMT(verdict, "MISSED: %.2fx > %.1fx (+%.3f ms)", su, T_SANDBOX_RATIO,
+          (ss.mean - T_SANDBOX_RATIO * us.mean) * 1e3);
     else
       FMT(verdict, "MISSED: codex/warden %.1fx < 15x", csb.mean / ss.mean);
   }
+  r = add_row("sandbox: p99 of /bin/true, workspaceWrite");
+  FMT(target, "none (measured; the target is on the mean)");
+  if (wok) {
+    FMT(warden, "%.3f ms (N=%d)", ss.p99 * 1e3, n);
+    FMT(baseline, "warden unsandboxed p99: %.3f ms", us.p99 * 1e3);
+    FMT(ratio, "sandboxed/unsandboxed %.2fx", ss.p99 / us.p99);
+  } else
+    FMT(warden, "error");
+  if (cok)
+    FMT(codex, "%.3f ms (N=%d)", csb.p99 * 1e3, nc);
+  else
+    FMT(codex, "%s", O.codex_enabled ? "error" : codex_cell());
   r = add_row("sandbox: warden's sandbox as reported by process/spawn");
   FMT(warden, "%s", backend);
   if (cok) {
