@@ -4,7 +4,7 @@
  * changes the exit status (only a benchmark that produced no numbers does).
  *
  *   wardenbench [--quick] [--warden PATH] [--codex PATH] [--no-codex]
- *               [--only LIST] [startup|spawn|sandbox|throughput|pty|all]
+ *               [--only LIST] [startup|spawn|sandbox|run|throughput|pty|all]
  *
  * Environment: WARDEN_BENCH_QUICK=1, WARDEN_BENCH_SKIP_CODEX=1, WARDEN_BIN,
  * CODEX_BIN, CODEX_HOME (default $HOME/.cache/warden-bench-codex-home),
@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -50,7 +51,15 @@ static struct {
   int only_mask;
 } O;
 
-enum { B_STARTUP = 1, B_SPAWN = 2, B_SANDBOX = 4, B_THROUGHPUT = 8, B_PTY = 16, B_ALL = 31 };
+enum {
+  B_STARTUP = 1,
+  B_SPAWN = 2,
+  B_SANDBOX = 4,
+  B_THROUGHPUT = 8,
+  B_PTY = 16,
+  B_RUN = 32,
+  B_ALL = 63
+};
 
 static char g_err[512];
 static bool g_failed; /* some warden or baseline number is missing */
@@ -1148,6 +1157,113 @@ static void bench_sandbox(void) {
   }
 }
 
+/* ---- 3b. `warden run`: the whole process ---- */
+
+/* warden run --cwd WORKDIR -- /bin/true (default sandbox: workspaceWrite),
+ * stdin and stdout /dev/null, stderr kept: returns the seconds from the spawn
+ * to the reap, or NAN (g_err set, with warden's stderr) unless it exits 0. */
+static double warden_cli_run_once(void) {
+  char *argv[] = {(char *)O.warden, "run", "--cwd", O.workdir, "--", "/bin/true", NULL};
+  int efd = memfd_create("wardenbench-run-stderr", MFD_CLOEXEC);
+  if (efd < 0) {
+    set_err("memfd_create: %s", strerror(errno));
+    return NAN;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, efd, 2);
+  pid_t pid;
+  double t0 = nj_now();
+  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    close(efd);
+    set_err("posix_spawn %s: %s", argv[0], strerror(rc));
+    return NAN;
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  double t1 = nj_now();
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    char e[256];
+    ssize_t n = pread(efd, e, sizeof e - 1, 0);
+    e[n > 0 ? n : 0] = '\0';
+    e[strcspn(e, "\n")] = '\0';
+    set_err("warden run exited with %s %d: %s", WIFEXITED(st) ? "status" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), e);
+    close(efd);
+    return NAN;
+  }
+  close(efd);
+  return t1 - t0;
+}
+
+static void bench_run(void) {
+  int n = 20; /* the count, in both modes */
+  progress("run: %d x `warden run --cwd %s -- /bin/true` and exec of /bin/true, interleaved", n,
+           O.workdir);
+  double *w = calloc((size_t)n, sizeof *w), *b = calloc((size_t)n, sizeof *b);
+  bool wok = true, bok = true;
+  char werr[512] = "", berr[512] = "";
+  for (int i = -2; i < n && (wok || bok); i++) { /* two warm-up pairs */
+    if (wok) {
+      double s = warden_cli_run_once();
+      if (isnan(s)) {
+        wok = false;
+        snprintf(werr, sizeof werr, "%s", g_err);
+      } else if (i >= 0)
+        w[i] = s;
+    }
+    if (bok) {
+      double s = baseline_spawn_once();
+      if (isnan(s)) {
+        bok = false;
+        snprintf(berr, sizeof berr, "%s", g_err);
+      } else if (i >= 0)
+        b[i] = s;
+    }
+  }
+  stats ws = stats_of(w, n), bs = stats_of(b, n);
+  free(w);
+  free(b);
+
+  row *r = add_row("run: `warden run --cwd DIR -- /bin/true`, whole process (median / mean / p99)");
+  FMT(target, "warden run/exec <= %.0fx (medians; workspaceWrite)", T_RUN_RATIO);
+  FMT(codex, "-");
+  if (wok)
+    FMT(warden, "%.2f / %.2f / %.2f ms (N=%d)", ws.median * 1e3, ws.mean * 1e3, ws.p99 * 1e3, n);
+  else {
+    FMT(warden, "error: %.100s", werr);
+    g_failed = true;
+  }
+  if (bok)
+    FMT(baseline, "exec /bin/true: %.2f ms (median)", bs.median * 1e3);
+  else {
+    FMT(baseline, "error: %.60s", berr);
+    g_failed = true;
+  }
+  if (wok && bok) {
+    double q = ws.median / bs.median;
+    FMT(ratio, "warden run/exec %.2fx", q);
+    FMT(verdict, q <= T_RUN_RATIO ? "met" : "MISSED: %.2fx > %.0fx (+%.2f ms)", q, T_RUN_RATIO,
+        (ws.median - T_RUN_RATIO * bs.median) * 1e3);
+  }
+  r = add_row("run: p99 of `warden run --cwd DIR -- /bin/true` (N=20: the slowest)");
+  FMT(target, "none (measured; the target is on the median)");
+  FMT(codex, "-");
+  if (wok)
+    FMT(warden, "%.2f ms", ws.p99 * 1e3);
+  else
+    FMT(warden, "error");
+  if (bok)
+    FMT(baseline, "exec /bin/true p99: %.2f ms", bs.p99 * 1e3);
+  if (wok && bok)
+    FMT(ratio, "warden run/exec %.2fx", ws.p99 / bs.p99);
+}
+
 /* ---- 4. throughput ---- */
 
 typedef struct {
@@ -1623,6 +1739,8 @@ static int parse_only(const char *s) {
       mask |= B_THROUGHPUT;
     else if (!strcmp(t, "pty"))
       mask |= B_PTY;
+    else if (!strcmp(t, "run"))
+      mask |= B_RUN;
     else if (!strcmp(t, "all"))
       mask |= B_ALL;
     else {
@@ -1637,7 +1755,7 @@ static int parse_only(const char *s) {
 static void usage(void) {
   fprintf(stderr,
           "usage: wardenbench [--quick] [--warden PATH] [--codex PATH] [--no-codex] [--json FILE]\n"
-          "                   [--only startup,spawn,sandbox,throughput,pty] [BENCH...]\n");
+          "                   [--only startup,spawn,sandbox,run,throughput,pty] [BENCH...]\n");
 }
 
 int main(int argc, char **argv) {
@@ -1735,6 +1853,8 @@ int main(int argc, char **argv) {
   }
   if (O.only_mask & B_SANDBOX)
     bench_sandbox();
+  if (O.only_mask & B_RUN)
+    bench_run();
   if (O.only_mask & B_THROUGHPUT)
     bench_throughput();
   if (O.only_mask & B_PTY)
