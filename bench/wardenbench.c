@@ -120,7 +120,8 @@ static row *add_row(const char *bench) {
 
 /* The targets of this table's own verdicts. bench/targets.json is the one
  * place for them (bench/table.py computes the verdicts of the one table from
- * it); these mirror it and change with it. The codex ratios are only here. */
+ * it); these mirror it, each named by its row's "wardenbench_const", and
+ * bench.table_smoke fails when one differs. The codex ratios are only here. */
 #define T_STARTUP_DIFF_MS 2.0 /* spawn to initialize minus exec of /bin/true (mean) */
 #define T_IDLE_RSS_MIB 8.0    /* server + zygote, VmHWM */
 #define T_SPAWN_RATIO 1.3     /* warden/posix_spawn+waitpid (mean) */
