@@ -871,7 +871,7 @@ static void bench_spawn(void) {
 /* ---- 2b. a burst of spawns: the zygote against the path before it ---- */
 
 #define BURST_N 200
-#define BURST_TIMEOUT_MS 300000
+#define BURST_TIMEOUT_MS 120000
 
 typedef struct {
   long long id0;
