@@ -3,10 +3,13 @@
 temporary directory. Checks that the one table was printed with a row for
 every metric of bench/targets.json, that the run's JSON and latest.json hold
 every metric with a number, and, when gnuplot is on PATH, that the PNG chart
-was written. Never checks a speed. Standard library only."""
+was written. Also checks that every target that bench/wardenbench.c mirrors
+for its own table (a row's "wardenbench_const") has the value of targets.json.
+Never checks a speed. Standard library only."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,8 +18,28 @@ import tempfile
 here = os.path.dirname(os.path.abspath(__file__))
 
 
+def const_mismatches(targets):
+    """targets.json is the one place for targets: wardenbench's copies must agree."""
+    with open(os.path.join(here, "wardenbench.c")) as f:
+        consts = {m.group(1): float(m.group(2)) for m in
+                  re.finditer(r"^#define (T_[A-Z0-9_]+) ([0-9.]+)", f.read(), re.M)}
+    errors = []
+    for t in targets["rows"]:
+        c = t.get("wardenbench_const")
+        if c is None:
+            continue
+        if c not in consts:
+            errors.append("wardenbench.c has no #define %s (targets.json row %r)" % (c, t["name"]))
+        elif t.get("target") is None or abs(consts[c] - t["target"]) > 1e-9:
+            errors.append("wardenbench.c: %s is %g but targets.json says %s for %r" %
+                          (c, consts[c], t.get("target"), t["name"]))
+    return errors
+
+
 def main():
-    names = [t["name"] for t in json.load(open(os.path.join(here, "targets.json")))["rows"]]
+    targets = json.load(open(os.path.join(here, "targets.json")))
+    names = [t["name"] for t in targets["rows"]]
+    const_errors = const_mismatches(targets)
     with tempfile.TemporaryDirectory(prefix="warden-bench-table-") as d:
         res = os.path.join(d, "results")
         env = dict(os.environ, WARDEN_BENCH_RESULTS=res, WARDEN_BENCH_NO_GNUPLOT="1",
@@ -25,7 +48,7 @@ def main():
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         out = p.stdout.decode(errors="replace")
         sys.stdout.write(out)
-        errors = []
+        errors = list(const_errors)
         if p.returncode != 0:
             errors.append("run.sh exited with %d" % p.returncode)
         if "| metric | warden | baseline | reference | ratio | target | verdict |" not in out:

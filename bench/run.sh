@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark of the project (build/bench/wardenbench: startup, spawn,
-# sandboxed spawn, throughput, idle PTYs; bench/proxy_bench.py;
+# sandboxed spawn, `warden run`, throughput, idle PTYs; bench/proxy_bench.py;
 # bench/approvals_bench.py; bench/telemetry.py), each with its own output and a
 # JSON file, then prints ONE table (metric, warden, baseline, reference, ratio,
 # target, verdict; bench/table.py, targets and comparisons in
@@ -14,7 +14,8 @@
 # script fail; it fails only when a benchmark produced no number.
 #
 # Usage: bench/run.sh [--quick] [--no-codex] [--build-dir DIR] [--results DIR]
-#                     [--only startup,spawn,sandbox,throughput,pty,proxy,approvals,telemetry]
+#                     [--only startup,spawn,sandbox,run,throughput,pty,proxy,approvals,
+#                             telemetry]
 # Environment:
 #   WARDEN_BENCH_QUICK=1        quick mode (CI): fewer runs, smaller transfers
 #   WARDEN_BENCH_SKIP_CODEX=1   leave codex out (nothing is installed for it)
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --build-dir=*) build=${1#--build-dir=} ;;
     --only) only="${only:+$only,}$2"; shift ;;
     --results) results=$2; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) args+=("$1") ;;
   esac
   shift
@@ -111,7 +112,7 @@ fi
 # --only: wardenbench's own benchmarks go to it; the Python ones run here.
 wanted() { [ -z "$only" ] || printf ',%s,' "$only" | grep -q ",$1,\|,all,"; }
 wb_only=""
-for b in startup spawn sandbox throughput pty; do
+for b in startup spawn sandbox run throughput pty; do
   if [ -n "$only" ] && wanted "$b"; then wb_only="${wb_only:+$wb_only,}$b"; fi
 done
 [ -z "$wb_only" ] || args+=(--only "$wb_only")
@@ -167,7 +168,7 @@ echo
 
 # The smoke check: every benchmark ran and gave a number (never a speed check).
 if [ "$rc" -eq 0 ]; then
-  for b in startup spawn sandbox throughput pty; do
+  for b in startup spawn sandbox run throughput pty; do
     if [ -n "$only" ] && ! wanted "$b"; then
       continue
     fi

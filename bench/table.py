@@ -7,8 +7,11 @@ Usage: bench/table.py --targets bench/targets.json --out DIR [--quick]
 Prints a markdown table (metric, warden, baseline, reference, ratio, target,
 verdict), writes DIR/<UTC time>.json and DIR/latest.json, and, when gnuplot
 is on PATH, DIR/<UTC time>.png and DIR/latest.png: a chart of each row's
-ratio to its target (1 = exactly on target; the side that meets the target is
-written on each bar). Every verdict is computed here from targets.json.
+compared quantity over its target (1 = exactly on target; the side that meets
+the target is written on each bar; for a "difference" row the bar is
+(warden - baseline) / allowed difference, below 0 when warden was the faster).
+The ratio column of a "difference" row shows the difference, then the ratio.
+Every verdict is computed here from targets.json.
 Exits 1 when a row has no number (a benchmark did not run), never for speed.
 Standard library only."""
 
@@ -88,6 +91,8 @@ def build_rows(targets, outputs):
     for t in targets["rows"]:
         r = {"metric": t["name"], "unit": t.get("unit", ""), "op": t.get("op"),
              "target": t.get("target"), "compare": t["compare"]}
+        if t.get("baseline_label"):
+            r["baseline_label"] = t["baseline_label"]
         got = measure(t, outputs)
         if got is None:
             r.update(warden=None, baseline=None, reference=None, ratio=None,
@@ -97,8 +102,22 @@ def build_rows(targets, outputs):
             continue
         v, base, refs = got
         r.update(warden=v, baseline=base, reference=refs or None)
+        if t.get("show_cell") and t["source"] == "wardenbench":
+            # the whole cell (its first number is the value), e.g. a sum's parts
+            row = next(x for x in outputs["wardenbench"] if x["bench"].startswith(t["row"]))
+            r["warden_text"] = row["warden"]
         cmp = t["compare"]
         ratio = None
+        if cmp == "difference":
+            # warden - baseline, in the row's unit; the ratio is shown beside it
+            if base is None:
+                r.update(ratio=None, difference=None, verdict="no baseline in this run")
+            else:
+                r["ratio"] = (v / base) if base else None
+                r["difference"] = v - base
+                r["verdict"], r["ok"] = verdict(v - base, t.get("op"), t.get("target"))
+            rows.append(r)
+            continue
         if cmp == "baseline" and base:
             ratio = v / base
         elif cmp.startswith("reference:"):
@@ -121,9 +140,10 @@ def build_rows(targets, outputs):
 def target_text(r):
     if r["target"] is None:
         return "-"
-    what = {"value": "warden", "baseline": "warden/baseline"}.get(
+    what = {"value": "warden", "baseline": "warden/baseline",
+            "difference": "warden - baseline"}.get(
         r["compare"], "warden/" + r["compare"].replace("reference:", ""))
-    unit = r["unit"] if r["compare"] == "value" else "x"
+    unit = r["unit"] if r["compare"] in ("value", "difference") else "x"
     return "%s %s %s" % (what, r["op"], fmt(r["target"], unit).replace(" x", "x"))
 
 
@@ -134,37 +154,61 @@ def print_table(rows):
         refs = r.get("reference") or {}
         ref = ", ".join("%s %s" % (k, fmt(v, r["unit"])) for k, v in refs.items()) or "-"
         ratio = "-" if r.get("ratio") is None else "%.2fx" % r["ratio"]
+        if r.get("difference") is not None:
+            d = r["difference"]
+            ratio = "%s%s (%s)" % ("+" if d >= 0 else "-", fmt(abs(d), r["unit"]), ratio)
+        base = fmt(r["baseline"], r["unit"])
+        if r["baseline"] is not None and r.get("baseline_label"):
+            base = "%s: %s" % (r["baseline_label"], base)
         print("| %s | %s | %s | %s | %s | %s | %s |" % (
-            r["metric"], fmt(r["warden"], r["unit"]), fmt(r["baseline"], r["unit"]), ref,
+            r["metric"], r.get("warden_text") or fmt(r["warden"], r["unit"]), base, ref,
             ratio, target_text(r), r["verdict"]))
 
 
 def chart(rows, png, title):
-    """Bars of (compared quantity / target) for the rows that have both."""
+    """Bars of (compared quantity / target) for the rows that have both. For a
+    "difference" row the compared quantity is warden - baseline, so its bar is
+    the used share of the allowed difference (negative: warden was faster)."""
     pts = []
     for r in rows:
         if r.get("ok") is None or not r["target"]:
             continue
-        q = r["warden"] if r["compare"] == "value" else r["ratio"]
+        q = {"value": r["warden"], "difference": r.get("difference")}.get(
+            r["compare"], r["ratio"])
         if q is None:
             continue
-        pts.append((r["metric"], q / r["target"], r["op"], r["ok"]))
+        pts.append((r["metric"], q / r["target"], r["op"], r["ok"],
+                    r["compare"] == "difference"))
     if not pts:
         return "no row has both a number and a target"
     dat = png + ".dat"
+    longest = 0
     with open(dat, "w") as f:
-        for i, (name, x, op, ok) in enumerate(pts):
-            f.write('%d "%s (%s)" %.6g %d\n' % (i, name.replace('"', "'"),
-                                                "lower is better" if op == "<=" else
-                                                "higher is better" if op == ">=" else "exact",
-                                                x, 1 if ok else 2))
-    script = """set terminal pngcairo size 1100,%d noenhanced
+        for i, (name, x, op, ok, diff) in enumerate(pts):
+            side = ("lower is better" if op == "<=" else
+                    "higher is better" if op == ">=" else "exact")
+            if diff:
+                side = "difference, " + side
+            label = "%s (%s)" % (name.replace('"', "'"), side)
+            longest = max(longest, len(label))
+            f.write('%d "%s" %.6g %d\n' % (i, label, x, 1 if ok else 2))
+    # gnuplot sizes the left margin for its default font, not the tics' 9 pt
+    # one: long labels squeezed the plot off the canvas. The margin is set
+    # here (about 5.6 px a character at 9 pt) and the canvas grows with it.
+    left = 30 + int(longest * 5.6)
+    # the range always holds 0 and the on-target line at 1
+    xmin = min(0.0, min(p[1] for p in pts) * 1.1)
+    xmax = max(1.1, max(p[1] for p in pts) * 1.05)
+    width = max(1100, left + 600)
+    script = """set terminal pngcairo size %d,%d noenhanced
 set output '%s'
 set title '%s'
 set style fill solid 0.8
 set boxwidth 0.6
 set xlabel 'value / target (1 = on target)'
 set ytics font ',9'
+set lmargin at screen %.4f
+set xrange [%.4g:%.4g]
 set grid xtics
 set yrange [-1:%d]
 set arrow from 1,-1 to 1,%d nohead dt 2 lc rgb 'black'
@@ -172,7 +216,8 @@ unset key
 set linetype 1 lc rgb '#2e8b57'
 set linetype 2 lc rgb '#c0392b'
 plot '%s' using (0):1:(0):3:($1-0.3):($1+0.3):4:ytic(2) with boxxyerror lc variable
-""" % (120 + 28 * len(pts), png, title.replace("'", ""), len(pts), len(pts), dat)
+""" % (width, 120 + 28 * len(pts), png, title.replace("'", ""), left / width,
+       xmin, xmax, len(pts), len(pts), dat)
     try:
         p = subprocess.run(["gnuplot"], input=script.encode(), capture_output=True, timeout=60)
     finally:
