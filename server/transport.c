@@ -3,11 +3,14 @@
 #include "server/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define READ_CHUNK 65536
+#define TRANSPORT_PIPE_BYTES (1024 * 1024) /* F_SETPIPE_SZ asked for a stdout pipe */
 
 struct transport_buf {
   uv_write_t req;
@@ -350,6 +353,13 @@ int transport_open(uv_loop_t *loop, const transport_opts *opts, transport **out)
   framing_init(&t->fr, opts->max_line_bytes, on_line, on_oversize, t);
   open_stream(loop, opts->in_fd, &t->in, &t->in_is_stream, true);
   open_stream(loop, opts->out_fd, &t->out, &t->out_is_stream, false);
+  /* A pipe to the client as large as an output notification (a chunk of
+   * 256 KiB is ~350 KiB of base64): one write per line instead of several
+   * wakeups of both sides. Best effort: pipe-max-size may be lower, and a
+   * socket or file is left as it is. */
+  struct stat ost;
+  if (t->out_is_stream && fstat(opts->out_fd, &ost) == 0 && S_ISFIFO(ost.st_mode))
+    fcntl(opts->out_fd, F_SETPIPE_SZ, TRANSPORT_PIPE_BYTES);
   if (t->in_is_stream) {
     t->in.handle.data = t;
     t->open_handles++;

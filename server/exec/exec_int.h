@@ -24,7 +24,9 @@
 #include <signal.h>
 #include <sys/types.h>
 
-#define EXEC_CHUNK_MAX (64u * 1024u)        /* largest read and chunk */
+#define EXEC_CHUNK_MAX (256u * 1024u)       /* largest read and chunk */
+#define EXEC_CHUNK_MIN (64u * 1024u)        /* ... with a small retain limit (exec_chunk_size) */
+#define EXEC_PIPE_BYTES (256 * 1024)        /* capacity asked for the output pipes */
 #define EXEC_READ_BUDGET 16                 /* reads per wakeup per stream */
 #define EXEC_DRAIN_TIMEOUT_MS 2000          /* after the run, EOF wait cap */
 #define EXEC_DEFAULT_RETAIN_BYTES (1u << 20)
@@ -67,6 +69,10 @@ typedef struct exec_ring {
 } exec_ring;
 
 int exec_ring_init(exec_ring *r, size_t limit); /* limit 0: no ring */
+/* How much to read at once for a ring of `limit` bytes: EXEC_CHUNK_MAX,
+ * but at most a quarter of the limit (never under EXEC_CHUNK_MIN), so that
+ * what is retained stays within one chunk of the limit. */
+size_t exec_chunk_size(size_t limit);
 void exec_ring_free(exec_ring *r);
 /* Space for a read of up to EXEC_CHUNK_MAX bytes, evicting what it overlaps. */
 uint8_t *exec_ring_reserve(exec_ring *r);
@@ -179,6 +185,7 @@ struct exec_proc {
   exec_exit_info info;
 
   uint64_t next_seq;
+  size_t chunk; /* read size: exec_chunk_size(retain limit) */
   int64_t cap;
   uint64_t delivered[2]; /* per stream: STDOUT/PTY, STDERR */
   bool capped[2];

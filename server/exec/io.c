@@ -107,7 +107,7 @@ static bool read_some(exec_proc *p, exec_fdw *w) {
   for (int i = 0; i < EXEC_READ_BUDGET; i++) {
     bool in_ring = !p->capped[si] && p->ring.buf && !p->released;
     uint8_t *buf = in_ring ? exec_ring_reserve(&p->ring) : e->scratch;
-    ssize_t n = read(w->fd, buf, EXEC_CHUNK_MAX);
+    ssize_t n = read(w->fd, buf, p->chunk);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -120,7 +120,7 @@ static bool read_some(exec_proc *p, exec_fdw *w) {
       return false;
     }
     deliver(p, si, stream, buf, (size_t)n, in_ring);
-    if (w->fd < 0 || !w->reading || e->paused || p->closing || (size_t)n < EXEC_CHUNK_MAX)
+    if (w->fd < 0 || !w->reading || e->paused || p->closing || (size_t)n < p->chunk)
       break;
   }
   return true;

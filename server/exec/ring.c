@@ -16,6 +16,12 @@
 
 #define RING_MAX_CHUNKS 65536 /* bounds the index when chunks are tiny */
 
+size_t exec_chunk_size(size_t limit) {
+  if (limit == 0 || limit / 4 >= EXEC_CHUNK_MAX)
+    return EXEC_CHUNK_MAX;
+  return limit / 4 < EXEC_CHUNK_MIN ? EXEC_CHUNK_MIN : limit / 4;
+}
+
 int exec_ring_init(exec_ring *r, size_t limit) {
   *r = (exec_ring){.limit = limit};
   if (limit == 0)

@@ -207,6 +207,7 @@ static exec_proc *proc_new(exec_engine *e, const exec_spawn_opts *o) {
   for (size_t i = 0; i < n; i++)
     if (!(p->argv[i] = strdup(o->argv[i])))
       goto fail;
+  p->chunk = exec_chunk_size(e->retain_bytes);
   if (exec_ring_init(&p->ring, e->retain_bytes) < 0)
     goto fail;
   for (int i = 0; i < EXEC_NFDS; i++)
@@ -297,6 +298,11 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
   } else {
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
       goto errno_fail;
+    /* Room for a read of EXEC_CHUNK_MAX: a fast writer fills it while we
+     * send the last chunk, and each wakeup moves four times what the
+     * default 64 KiB allows. Best effort: pipe-max-size may be lower. */
+    fcntl(out[0], F_SETPIPE_SZ, EXEC_PIPE_BYTES);
+    fcntl(err[0], F_SETPIPE_SZ, EXEC_PIPE_BYTES);
     if (o->stream_stdin && pipe2(in, O_CLOEXEC) < 0)
       goto errno_fail;
   }
