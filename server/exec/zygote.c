@@ -373,15 +373,12 @@ static void warm_fill(void) {
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return;
       int pidfd = -1;
-      /* The child is born with our name: make it the right one for the
-       * moment of the clone, so no process is ever misnamed. */
-      prctl(PR_SET_NAME, "warden-warm", 0, 0, 0);
       pid_t pid = clone_parent_pidfd(zg.kinds[k], &pidfd);
       if (pid == 0) {
+        prctl(PR_SET_NAME, "warden-warm", 0, 0, 0);
         close(sv[0]);
         warm_main(sv[1], zg.kinds[k]);
       }
-      prctl(PR_SET_NAME, "warden-zygote", 0, 0, 0);
       close(sv[1]);
       if (pid < 0) {
         close(sv[0]);
@@ -498,11 +495,11 @@ static _Noreturn void zygote_main(int sock, pid_t server, size_t warm_per_kind) 
       if (drc < 0) {
         rep.err = -drc;
       } else {
-        prctl(PR_SET_NAME, zg.name, 0, 0, 0); /* see warm_fill */
         pid_t pid = clone_parent_pidfd(j.flags, &pidfd);
-        if (pid == 0)
+        if (pid == 0) {
+          prctl(PR_SET_NAME, zg.name, 0, 0, 0);
           exec_supervisor_main(&j.c);
-        prctl(PR_SET_NAME, "warden-zygote", 0, 0, 0);
+        }
         rep.pid = pid;
         rep.err = pid < 0 ? errno : 0;
         job_free(&j);

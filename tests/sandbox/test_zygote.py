@@ -40,15 +40,20 @@ def children(pid):
     return out
 
 
+def start_time(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    return int(st[st.rindex(")") + 2:].split()[19])
+
+
 def zygote_of(server_pid):
-    """The zygote: forked once initialize is answered, named right after
-    the fork (so look for a moment)."""
+    """The zygote: forked once initialize is answered and named right after
+    the fork (so look for a moment). A supervisor it has just cloned carries
+    its name for a few instructions: the zygote is the oldest."""
     def named():
         return [p for p, comm, state in children(server_pid) if comm == "warden-zygote"]
-    found = []
-    wait_gone(lambda: found.append(named()) or len(found[-1]) == 1, timeout=5)
-    assert len(found[-1]) == 1, children(server_pid)
-    return found[-1][0]
+    assert wait_gone(lambda: named(), timeout=5), children(server_pid)
+    return min(named(), key=start_time)
 
 
 def warm_of(server_pid):
