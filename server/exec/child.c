@@ -526,7 +526,7 @@ _Noreturn void exec_supervisor_main(exec_child_ctx *c) {
   for (size_t i = 0; i < sizeof sa; i++)
     b[i] = 0;
   sa.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++)
+  for (int sig = 1; sig < NSIG && !c->signals_default; sig++)
     if (sig != SIGKILL && sig != SIGSTOP)
       sigaction(sig, &sa, NULL);
 

@@ -106,6 +106,9 @@ typedef struct exec_child_ctx {
    * (CLONE_NEWNS: the mount table is copied when the spawn comes, not when
    * the supervisor was made). 0 otherwise. */
   unsigned long unshare_flags;
+  /* Every signal disposition is SIG_DFL already (the zygote reset them
+   * once for all its supervisors): skip the 64 sigaction calls. */
+  bool signals_default;
 } exec_child_ctx;
 
 /* Runs in the clone()d child; never returns. */

@@ -281,6 +281,7 @@ static int job_decode(zy_job *j, const uint8_t *body, size_t len, const int *fds
     job_free(j);
     return r.err;
   }
+  j->c.signals_default = true; /* zygote_main reset them */
   j->c.cwd = j->cwd;
   j->c.argv = j->argv;
   j->c.envp = j->envp;
@@ -447,6 +448,15 @@ static _Noreturn void zygote_main(int sock, pid_t server, size_t warm_per_kind) 
   if (getppid() != server)
     _exit(0);
   prctl(PR_SET_NAME, "warden-zygote", 0, 0, 0);
+  /* Nothing of the server's handlers runs here (every signal stays blocked
+   * too); its supervisors inherit the default dispositions, so they need not
+   * reset them one by one on each spawn. */
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &dfl, NULL);
   /* Only our socket: 0-2 become /dev/null, everything else is closed, so no
    * pipe of the server's client is held open by us. */
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
