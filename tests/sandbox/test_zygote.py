@@ -109,14 +109,22 @@ def test_zygote_dies_with_the_server():
     # SIGKILL: PDEATHSIG
     s = Server()
     z = zygote_of(s.proc.pid)
+    assert run(s, "sb", ["true"], WORKSPACE)[0] == 0  # warm sandboxed ones too
+    assert wait_gone(lambda: len(warm_of(s.proc.pid)) == 4, timeout=10), children(s.proc.pid)
+    warm = warm_of(s.proc.pid)
     s.proc.kill()
     s.proc.wait()
     assert wait_gone(lambda: not alive(z)), "zygote %d outlived a SIGKILLed server" % z
+    assert wait_gone(lambda: not [w for w in warm if alive(w)]), \
+        "warm supervisors outlived a SIGKILLed server: %r" % [w for w in warm if alive(w)]
     # orderly: EOF on its socket, and the server waits for it
     s = Server()
     z = zygote_of(s.proc.pid)
+    assert wait_gone(lambda: len(warm_of(s.proc.pid)) == 2, timeout=10)
+    warm = warm_of(s.proc.pid)
     assert s.close() == 0
     assert not alive(z)
+    assert not [w for w in warm if alive(w)], warm
 
 
 def test_ctrl_c_to_the_group_is_the_servers():
