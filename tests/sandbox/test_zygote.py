@@ -203,11 +203,13 @@ import os
 print(sorted(int(n) for n in os.listdir("/proc/self/fd")))
 print(sorted(k for k in os.environ if k.startswith("ZYGOTE_")))
 print(os.getcwd())
+print(" ".join(os.readlink("/proc/self/ns/" + k) for k in ("mnt", "net", "pid", "ipc", "user")))
 '''
 
 
 def test_nothing_of_one_spawn_reaches_the_next():
     with Env(None, "/var/tmp") as e:
+        seen = []
         other = os.path.join(e.base, "outside")
         for i, (sandbox, cwd) in enumerate([(WORKSPACE, e.ws), (FULL, other), (WORKSPACE, e.ws),
                                            (FULL, e.ws)]):
@@ -227,6 +229,12 @@ def test_nothing_of_one_spawn_reaches_the_next():
             assert out[0] == "[0, 1, 2, 3]", (i, out)
             assert out[1] == repr([secret]), (i, out)
             assert out[2] == cwd, (i, out)
+            if sandbox is WORKSPACE:
+                seen.append(out[3].split())
+        # each sandboxed spawn had namespaces of its own (the user namespace
+        # too, unless the server is root: then there is none)
+        a, b = seen
+        assert all(x != y for x, y in zip(a[:4], b[:4])), (a, b)
 
 
 def server_faults_per_spawn(*args, n=40):
