@@ -60,14 +60,14 @@ static int deny_domain_not_in(scmp_filter_ctx ctx, int nr, unsigned arg, const u
   for (size_t i = 0; i < n; i++) {
     for (unsigned v = next; v < allowed[i]; v++) {
       int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
-                                SCMP_CMP(arg, SCMP_CMP_EQ, (scmp_datum_t)v));
+                                SCMP_CMP(arg, SCMP_CMP_EQ, (scmp_datum_t)v, 0));
       if (rc < 0)
         return rc;
     }
     next = allowed[i] + 1;
   }
   return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
-                          SCMP_CMP(arg, SCMP_CMP_GT, (scmp_datum_t)allowed[n - 1]));
+                          SCMP_CMP(arg, SCMP_CMP_GT, (scmp_datum_t)allowed[n - 1], 0));
 }
 
 /* Landlock alone (no mount namespace, used only where user namespaces are

@@ -40,8 +40,8 @@ static void test_legacy_round_trips(void **state) {
       "{\"type\":\"workspaceWrite\",\"excludeTmpdirEnvVar\":true}",
       "{\"type\":\"workspaceWrite\",\"excludeSlashTmp\":true,\"excludeTmpdirEnvVar\":true}",
       "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"$T/main\",\"$T/link/new\"]}",
-      "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"$T/w\"],\"networkAccess\":true,"
-      "\"excludeSlashTmp\":true}",
+      ("{\"type\":\"workspaceWrite\",\"writableRoots\":[\"$T/w\"],\"networkAccess\":true,"
+       "\"excludeSlashTmp\":true}"),
       "{\"type\":\"dangerFullAccess\"}",
       /* "/" by name keeps its protected paths, unlike dangerFullAccess */
       "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/\"]}",

@@ -66,8 +66,8 @@ static void test_policies(void **state) {
       "{\"type\":\"readOnly\",\"networkAccess\":true}",
       "{\"type\":\"workspaceWrite\",\"writableRoots\":[\"/a\"],\"excludeSlashTmp\":true}",
       "{\"type\":\"externalSandbox\",\"networkAccess\":\"enabled\"}",
-      "{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":root\",\"access\":\"read\"}]},"
-      "\"network\":{\"mode\":\"none\"}}",
+      ("{\"type\":\"split\",\"fileSystem\":{\"entries\":[{\"path\":\":root\",\"access\":\"read\"}]},"
+       "\"network\":{\"mode\":\"none\"}}"),
       "{\"type\":\"profile\",\"name\":\":workspace\"}",
   };
   char buf[512];
