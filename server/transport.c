@@ -16,8 +16,26 @@ struct transport_buf {
   uv_write_t req;
   transport *t;
   size_t len;
+  size_t cap; /* bytes of data[] */
   char data[];
 };
+
+/* One finished output buffer is kept for the next line: a stream of output
+ * notifications (each up to ~350 KiB of base64) would otherwise get fresh
+ * pages from the kernel for every line (malloc maps or grows the heap for a
+ * block that size and gives it back on free: ~90 page faults a line).
+ * Buffers above SPARE_MAX_BYTES are not kept. */
+#define SPARE_MAX_BYTES (1024 * 1024)
+static transport_buf *spare;
+
+static void buf_release(transport_buf *b) {
+  if (b->cap <= SPARE_MAX_BYTES && (!spare || spare->cap < b->cap)) {
+    free(spare);
+    spare = b;
+  } else {
+    free(b);
+  }
+}
 
 typedef union stream_handle {
   uv_handle_t handle;
@@ -176,9 +194,16 @@ void transport_stop_input(transport *t) {
 /* ---- output ---- */
 
 transport_buf *transport_out_alloc(size_t cap, char **data) {
-  transport_buf *b = malloc(sizeof *b + cap);
-  if (!b)
-    return NULL;
+  transport_buf *b;
+  if (spare && spare->cap >= cap) {
+    b = spare;
+    spare = NULL;
+  } else {
+    b = malloc(sizeof *b + cap);
+    if (!b)
+      return NULL;
+    b->cap = cap;
+  }
   *data = b->data;
   return b;
 }
@@ -233,7 +258,7 @@ static void write_cb(uv_write_t *req, int status) {
   transport_buf *b = (transport_buf *)req;
   transport *t = b->t;
   t->queued -= b->len;
-  free(b);
+  buf_release(b);
   if (status < 0 && status != UV_ECANCELED)
     out_failed(t, status);
   check_marks(t);
@@ -241,7 +266,7 @@ static void write_cb(uv_write_t *req, int status) {
 
 void transport_out_send(transport *t, transport_buf *b, size_t len) {
   if (t->out_failed) {
-    free(b);
+    buf_release(b);
     return;
   }
   if (!t->out_is_stream) {
@@ -257,7 +282,7 @@ void transport_out_send(transport *t, transport_buf *b, size_t len) {
       }
       off += (size_t)n;
     }
-    free(b);
+    buf_release(b);
     return;
   }
   size_t off = 0;
@@ -265,13 +290,13 @@ void transport_out_send(transport *t, transport_buf *b, size_t len) {
     uv_buf_t ub = uv_buf_init(b->data, (unsigned)len);
     int n = uv_try_write(&t->out.stream, &ub, 1);
     if (n == (int)len) {
-      free(b);
+      buf_release(b);
       return;
     }
     if (n > 0)
       off = (size_t)n;
     else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-      free(b);
+      buf_release(b);
       out_failed(t, n);
       return;
     }
@@ -283,7 +308,7 @@ void transport_out_send(transport *t, transport_buf *b, size_t len) {
   uv_buf_t ub = uv_buf_init(b->data, (unsigned)b->len);
   int rc = uv_write(&b->req, &t->out.stream, &ub, 1, write_cb);
   if (rc < 0) {
-    free(b);
+    buf_release(b);
     out_failed(t, rc);
     return;
   }
@@ -380,6 +405,8 @@ static void free_transport(transport *t) {
   framing_free(&t->fr);
   free(t->in_buf);
   free(t);
+  free(spare);
+  spare = NULL;
   if (cb)
     cb(arg);
 }
