@@ -540,6 +540,29 @@ static double baseline_spawn_once(void) {
 
 /* ---- 1. startup ---- */
 
+/* Whether /proc/<name> is a live child of parent whose comm is `comm`. */
+static bool is_child_named(const char *name, pid_t parent, const char *comm) {
+  if (name[0] < '0' || name[0] > '9')
+    return false;
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%s/stat", name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  char *op = strchr(buf, '('), *cp = strrchr(buf, ')');
+  int ppid;
+  char state;
+  if (!op || !cp || cp < op || sscanf(cp + 1, " %c %d", &state, &ppid) != 2)
+    return false;
+  *cp = '\0';
+  return ppid == (int)parent && state != 'Z' && state != 'X' && strcmp(op + 1, comm) == 0;
+}
+
 /* The live child of parent whose comm is `comm`, waiting up to timeout_ms for
  * it (warden forks its zygote right after answering initialize, and the
  * zygote names itself after the fork); -1 when there is none by then. */
@@ -549,30 +572,9 @@ static pid_t find_child_named(pid_t parent, const char *comm, int timeout_ms) {
     pid_t found = -1;
     DIR *d = opendir("/proc");
     struct dirent *e;
-    while (d && found < 0 && (e = readdir(d))) {
-      if (e->d_name[0] < '0' || e->d_name[0] > '9')
-        continue;
-      char path[64], buf[512];
-      snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-      int fd = open(path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0)
-        continue;
-      ssize_t n = read(fd, buf, sizeof buf - 1);
-      close(fd);
-      if (n <= 0)
-        continue;
-      buf[n] = '\0';
-      char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
-      int ppid;
-      char state;
-      if (!open_paren || !close_paren || close_paren < open_paren ||
-          sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2)
-        continue;
-      *close_paren = '\0';
-      if (ppid == (int)parent && state != 'Z' && state != 'X' &&
-          strcmp(open_paren + 1, comm) == 0)
+    while (d && found < 0 && (e = readdir(d)))
+      if (is_child_named(e->d_name, parent, comm))
         found = (pid_t)atoi(e->d_name);
-    }
     if (d)
       closedir(d);
     if (found > 0 || nj_now() >= deadline)
@@ -589,25 +591,7 @@ static long children_kib(pid_t parent, const char *comm, const char *field, int 
   DIR *d = opendir("/proc");
   struct dirent *e;
   while (d && (e = readdir(d))) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    buf[n] = '\0';
-    char *op = strchr(buf, '('), *cp = strrchr(buf, ')');
-    int ppid;
-    char state;
-    if (!op || !cp || cp < op || sscanf(cp + 1, " %c %d", &state, &ppid) != 2)
-      continue;
-    *cp = '\0';
-    if (ppid != (int)parent || state == 'Z' || state == 'X' || strcmp(op + 1, comm) != 0)
+    if (!is_child_named(e->d_name, parent, comm))
       continue;
     long v = nj_proc_status_kib((pid_t)atoi(e->d_name), field);
     if (v > 0) {
