@@ -198,6 +198,32 @@ void np_splice_close(np_splice *s);
 int np_udp_open(np_conn *c, struct sockaddr_storage *bound);
 void np_udp_close(np_udp *u);
 
+/* ---- socks5.c: parsing, pure (no I/O) ---- */
+#define NP_SOCKS_MORE 1 /* a prefix: more bytes are needed */
+/* The greeting (VER NMETHODS METHODS) at b[0..len): NP_SOCKS_MORE, or 0
+ * with *used its length and *noauth whether "no authentication" is offered
+ * (the version byte is the sniffer's). */
+int np_socks_greeting(const uint8_t *b, size_t len, size_t *used, bool *noauth);
+
+typedef struct np_socks_req {
+  size_t used; /* the request's length (the bytes after it are the client's data) */
+  uint8_t cmd; /* 1 CONNECT, 2 BIND, 3 UDP ASSOCIATE */
+  uint8_t rep; /* 0, or the reply to refuse with: 0x07 command not supported,
+                * 0x08 address type not supported, 0x04 host unreachable
+                * (CONNECT to an invalid host or port 0) */
+  char host[NETPROXY_MAX_HOST + 1]; /* CONNECT: normalised */
+  uint16_t port;
+} np_socks_req;
+/* The request (VER CMD RSV ATYP DST.ADDR DST.PORT) at b[0..len):
+ * NP_SOCKS_MORE, -EPROTO when it is not version 5, or 0 with *r filled. */
+int np_socks_request(const uint8_t *b, size_t len, np_socks_req *r);
+/* The header of a UDP ASSOCIATE datagram (RSV RSV FRAG ATYP DST.ADDR
+ * DST.PORT) at b[0..n): 0 with the normalised host, the port and *hl the
+ * header's length (the payload follows), or -EINVAL for a datagram to drop
+ * (short, fragmented, unknown address type, invalid host, port 0). */
+int np_socks_udp_header(const uint8_t *b, size_t n, char *host, size_t hostlen, uint16_t *port,
+                        size_t *hl);
+
 /* ---- http.c / socks5.c ---- */
 void np_http_start(np_conn *c);   /* first bytes are in c->in */
 void np_http_on_read(np_conn *c); /* more bytes in c->in */
