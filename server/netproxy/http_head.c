@@ -126,6 +126,14 @@ static void target(np_conn *c, np_head_outcome *o) {
   c->head_request = c->reqp.method == HTTP_HEAD;
   c->chunked_req = (c->reqp.flags & F_CHUNKED) != 0;
   bool connect = c->reqp.method == HTTP_CONNECT;
+  /* HTTP/0.9 (a request line without a version, no headers) and versions
+   * past 1.x are no requests this proxy forwards: a 0.9 CONNECT would
+   * swallow the first bytes of the tunnel as the rest of its head. */
+  if (c->reqp.http_major != 1) {
+    answer(o, 505, "HTTP Version Not Supported",
+           "warden proxy: only HTTP/1.0 and HTTP/1.1 requests are forwarded%s", NULL);
+    return;
+  }
   struct http_parser_url u;
   http_parser_url_init(&u);
   if (!c->rq.url.len ||

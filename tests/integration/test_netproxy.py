@@ -181,6 +181,12 @@ def test_hop_by_hop_headers_stripped():
 def test_bad_heads():
     with origin() as (srv, op), warden_proxy(dict(LOCAL, headTimeoutMs=300)) as (s, pp):
         assert request(pp, b"GARBAGE\r\n\r\n")[0] == 400
+        # HTTP/0.9 and 2.0 request lines: not forwarded (a 0.9 CONNECT took the
+        # tunnel's first bytes for the rest of its head)
+        for line in (b"CONNECT 127.0.0.1:%d\r\n\rearly" % op,
+                     b"GET http://127.0.0.1:%d/\r\n\r\n" % op,
+                     b"GET http://127.0.0.1:%d/ HTTP/2.0\r\n\r\n" % op):
+            assert request(pp, line)[0] == 505, line
         st, _, body = request(pp, b"GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
         assert st == 400 and b"absolute-form" in body, body
         # Host must name the target
