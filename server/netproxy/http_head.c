@@ -208,6 +208,14 @@ void np_req_head_step(np_conn *c, np_head_outcome *o) {
              http_errno_description(e));
       return;
     }
+    if (c->rq.done && c->reqp.uses_transfer_encoding && !(c->reqp.flags & F_CHUNKED)) {
+      /* The parser refuses this (RFC 9112 6.3: no way to find the body's
+       * end) only past the head, where it is paused: refused here, before
+       * the head is decided and sent on. */
+      answer(o, 400, "Bad Request", "warden proxy: malformed request (%s)",
+             http_errno_description(HPE_INVALID_TRANSFER_ENCODING));
+      return;
+    }
     if (c->rq.done) {
       if (c->in_used > NETPROXY_MAX_HEAD) {
         answer(o, 431, too_large,

@@ -187,6 +187,10 @@ def test_bad_heads():
                      b"GET http://127.0.0.1:%d/\r\n\r\n" % op,
                      b"GET http://127.0.0.1:%d/ HTTP/2.0\r\n\r\n" % op):
             assert request(pp, line)[0] == 505, line
+        # a Transfer-Encoding that does not end in chunked: no body end to find
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op,
+                                      b"Transfer-Encoding: gzip\r\n"))
+        assert st == 400 and b"transfer" in body.lower(), (st, body)
         st, _, body = request(pp, b"GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
         assert st == 400 and b"absolute-form" in body, body
         # Host must name the target
