@@ -187,6 +187,17 @@ static void target(np_conn *c, np_head_outcome *o) {
   o->code = NP_HEAD_READY;
 }
 
+/* A CR in the head in[0, end) that no LF follows. The parser (built without
+ * HTTP_PARSER_STRICT) takes whatever byte follows a CR for the LF: a
+ * CONNECT's head would end on the tunnel's first byte, a header line on
+ * the next line's first. */
+static bool bare_cr(const char *in, size_t end, size_t len) {
+  for (size_t i = 0; i < end; i++)
+    if (in[i] == '\r' && (i + 1 >= len || in[i + 1] != '\n'))
+      return true;
+  return false;
+}
+
 void np_req_head_step(np_conn *c, np_head_outcome *o) {
   *o = (np_head_outcome){.code = NP_HEAD_MORE};
   if (c->in_len > c->in_used) {
@@ -206,6 +217,11 @@ void np_req_head_step(np_conn *c, np_head_outcome *o) {
     if (e != HPE_OK && e != HPE_PAUSED) {
       answer(o, 400, "Bad Request", "warden proxy: malformed request (%s)",
              http_errno_description(e));
+      return;
+    }
+    if (c->rq.done && bare_cr(c->in, c->in_used, c->in_len)) {
+      answer(o, 400, "Bad Request", "warden proxy: malformed request (%s)",
+             "a CR without its LF in the head");
       return;
     }
     if (c->rq.done && c->reqp.uses_transfer_encoding && !(c->reqp.flags & F_CHUNKED)) {

@@ -183,10 +183,14 @@ def test_bad_heads():
         assert request(pp, b"GARBAGE\r\n\r\n")[0] == 400
         # HTTP/0.9 and 2.0 request lines: not forwarded (a 0.9 CONNECT took the
         # tunnel's first bytes for the rest of its head)
-        for line in (b"CONNECT 127.0.0.1:%d\r\n\rearly" % op,
+        for line in (b"CONNECT 127.0.0.1:%d\r\n\r\nearly" % op,
                      b"GET http://127.0.0.1:%d/\r\n\r\n" % op,
                      b"GET http://127.0.0.1:%d/ HTTP/2.0\r\n\r\n" % op):
             assert request(pp, line)[0] == 505, line
+        # a CR without its LF ends no line: refused, not taken for one (a
+        # CONNECT's head ended on the tunnel's first byte)
+        assert request(pp, b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\x00early" % op)[0] == 400
+        assert request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: 1\rX-B: 2\r\n"))[0] == 400
         # a Transfer-Encoding that does not end in chunked: no body end to find
         st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op,
                                       b"Transfer-Encoding: gzip\r\n"))
