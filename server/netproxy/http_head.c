@@ -187,15 +187,19 @@ static void target(np_conn *c, np_head_outcome *o) {
   o->code = NP_HEAD_READY;
 }
 
-/* A CR in the head in[0, end) that no LF follows. The parser (built without
- * HTTP_PARSER_STRICT) takes whatever byte follows a CR for the LF: a
- * CONNECT's head would end on the tunnel's first byte, a header line on
- * the next line's first. */
-static bool bare_cr(const char *in, size_t end, size_t len) {
-  for (size_t i = 0; i < end; i++)
+/* What is wrong with the bytes of a complete head in[0, end), or NULL.
+ * The parser (built without HTTP_PARSER_STRICT) takes whatever byte follows
+ * a CR for the LF (a CONNECT's head would end on the tunnel's first byte, a
+ * header line on the next line's first), and lets a NUL through in a
+ * header value (to an upstream in C, the value's end). */
+static const char *bad_bytes(const char *in, size_t end, size_t len) {
+  for (size_t i = 0; i < end; i++) {
     if (in[i] == '\r' && (i + 1 >= len || in[i + 1] != '\n'))
-      return true;
-  return false;
+      return "a CR without its LF in the head";
+    if (in[i] == '\0')
+      return "a NUL byte in the head";
+  }
+  return NULL;
 }
 
 void np_req_head_step(np_conn *c, np_head_outcome *o) {
@@ -219,9 +223,9 @@ void np_req_head_step(np_conn *c, np_head_outcome *o) {
              http_errno_description(e));
       return;
     }
-    if (c->rq.done && bare_cr(c->in, c->in_used, c->in_len)) {
-      answer(o, 400, "Bad Request", "warden proxy: malformed request (%s)",
-             "a CR without its LF in the head");
+    const char *why = c->rq.done ? bad_bytes(c->in, c->in_used, c->in_len) : NULL;
+    if (why) {
+      answer(o, 400, "Bad Request", "warden proxy: malformed request (%s)", why);
       return;
     }
     if (c->rq.done && c->reqp.uses_transfer_encoding && !(c->reqp.flags & F_CHUNKED)) {
