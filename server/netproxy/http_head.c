@@ -169,6 +169,11 @@ static void target(np_conn *c, np_head_outcome *o) {
   }
   c->proto = connect ? NETPROXY_HTTPS : NETPROXY_HTTP;
   int hi = np_find_header(in, &c->rq, "host");
+  if (hi >= 0 && np_find_header_after(in, &c->rq, "host", (unsigned)hi + 1) >= 0) {
+    /* which one would the upstream read? (RFC 9112 3.2: refused) */
+    bad_request(o, "warden proxy: more than one Host header%s");
+    return;
+  }
   if (hi >= 0 && !connect && host_header_matches(c, hi) < 0) {
     bad_request(o, "warden proxy: the Host header does not match the request target%s");
     return;

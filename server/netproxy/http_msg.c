@@ -287,7 +287,11 @@ void np_sb_headers(np_sbuf *b, const char *base, const np_head *h) {
 }
 
 int np_find_header(const char *base, const np_head *h, const char *name) {
-  for (unsigned i = 0; i < h->n; i++)
+  return np_find_header_after(base, h, name, 0);
+}
+
+int np_find_header_after(const char *base, const np_head *h, const char *name, unsigned from) {
+  for (unsigned i = from; i < h->n; i++)
     if (name_is(base, h->name[i], name))
       return (int)i;
   return -1;

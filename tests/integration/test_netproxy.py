@@ -205,6 +205,10 @@ def test_bad_heads():
         assert st == 400 and b"Host header" in body, body
         st, _, _ = request(pp, get(pp, "http://127.0.0.1:%d/" % op, host="127.0.0.1:1"))
         assert st == 400
+        # two Host headers: which one would the origin read?
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op,
+                                      b"Host: evil.example\r\n"))
+        assert st == 400 and b"more than one Host" in body, body
         # oversize head, too many header lines
         st, _, _ = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-Big: " + b"a" * 40000 +
                                    b"\r\n"))
