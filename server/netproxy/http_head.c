@@ -218,6 +218,11 @@ void np_req_head_step(np_conn *c, np_head_outcome *o) {
       answer(o, 431, too_large, "warden proxy: more header lines than the proxy accepts%s", NULL);
       return;
     }
+    if (c->rq.folded) {
+      answer(o, 400, "Bad Request", "warden proxy: malformed request (%s)",
+             "a header line folded onto the next (obs-fold)");
+      return;
+    }
     if (e == HPE_HEADER_OVERFLOW) {
       answer(o, 431, too_large, "warden proxy: the request head is larger than the proxy accepts%s",
              NULL);

@@ -125,10 +125,16 @@ static const char *base_of(http_parser *p) {
   return p == &c->reqp ? c->in : c->uin;
 }
 
-static void span_add(np_span *s, const char *base, const char *at, size_t len) {
+/* Extend a span by the parser's next piece of it. false when the piece
+ * does not follow the span: a folded header line (obs-fold), whose pieces
+ * the line break sits between; as one span it would carry the break along. */
+static bool span_add(np_span *s, const char *base, const char *at, size_t len) {
   if (!s->len)
     s->off = (uint32_t)(at - base);
+  else if (len && at != base + s->off + s->len)
+    return false;
   s->len += (uint32_t)len;
+  return true;
 }
 
 static int on_begin(http_parser *p) {
@@ -157,7 +163,10 @@ static int on_field(http_parser *p, const char *at, size_t len) {
     h->n++;
     h->in_value = false;
   }
-  span_add(&h->name[h->n - 1], base_of(p), at, len);
+  if (!span_add(&h->name[h->n - 1], base_of(p), at, len)) {
+    h->folded = true;
+    return -1;
+  }
   return 0;
 }
 
@@ -166,7 +175,10 @@ static int on_value(http_parser *p, const char *at, size_t len) {
   if (h->n == 0)
     return 0;
   h->in_value = true;
-  span_add(&h->value[h->n - 1], base_of(p), at, len);
+  if (!span_add(&h->value[h->n - 1], base_of(p), at, len)) {
+    h->folded = true;
+    return -1;
+  }
   return 0;
 }
 

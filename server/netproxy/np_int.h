@@ -82,6 +82,7 @@ typedef struct np_head {
   np_span name[NETPROXY_MAX_HEADERS], value[NETPROXY_MAX_HEADERS];
   unsigned n;
   bool in_value, done, complete, too_many, head_sent;
+  bool folded; /* a header line continued on the next (obs-fold): refused */
 } np_head;
 
 typedef void (*np_decided_fn)(np_conn *c, netproxy_verdict v, const char *reason,

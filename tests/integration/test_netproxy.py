@@ -191,6 +191,9 @@ def test_bad_heads():
         # CONNECT's head ended on the tunnel's first byte)
         assert request(pp, b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\x00early" % op)[0] == 400
         assert request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: 1\rX-B: 2\r\n"))[0] == 400
+        # a folded header line (obs-fold): its value would carry the line break
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: 1\r\n 2\r\n"))
+        assert st == 400 and b"obs-fold" in body, (st, body)
         # a NUL in a header value (an upstream in C would read the value's end)
         st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: \x00X\r\n"))
         assert st == 400 and b"NUL" in body, (st, body)
