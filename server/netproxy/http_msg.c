@@ -265,6 +265,15 @@ static bool hop_by_hop(const char *base, const np_head *h, np_span name) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (name_is(base, name, names[i]))
       return true;
+  /* What the message's target and body framing rest on stays, whatever a
+   * Connection header lists: without its Content-Length or Transfer-
+   * Encoding the next hop would find the body's end elsewhere than the
+   * proxy (a request smuggled inside the body), without Host another
+   * host. */
+  static const char *const kept[] = {"host", "content-length", "transfer-encoding"};
+  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+    if (name_is(base, name, kept[i]))
+      return false;
   return listed_by_connection(base, h, name);
 }
 

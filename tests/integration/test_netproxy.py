@@ -176,6 +176,18 @@ def test_hop_by_hop_headers_stripped():
                      "keep-alive", "te", "upgrade"):
             assert gone not in seen, (gone, seen)
         assert "x-kept" in seen and "host" in seen, seen
+        # a Connection header naming what the body's framing and the target
+        # rest on strips none of them: the body stays a body (no request
+        # smuggled to the origin inside it), the Host stays
+        inner = b"GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        with proxy_conn(pp) as c:
+            c.sendall(b"POST http://127.0.0.1:%d/y HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Content-Length: %d\r\nConnection: content-length, host\r\n\r\n%s"
+                      % (op, op, len(inner), inner))
+            st, _, body = recv_response(c)
+        assert st == 200 and json.loads(body)["len"] == len(inner), (st, body)
+        assert [x["path"] for x in srv.seen] == ["/x", "/y"], srv.seen
+        assert "host" in {k.lower() for k in srv.seen[1]["headers"]}, srv.seen[1]
 
 
 def test_bad_heads():
