@@ -182,6 +182,12 @@ static void feed_resp(np_conn *c) {
         np_conn_close(c);
       return;
     }
+    if (c->rs.done && !c->rs.head_sent && !np_head_names_valid(c->uin, &c->rs)) {
+      np_http_answer_text(c, 502, "Bad Gateway",
+                          "warden proxy: the upstream answered with a malformed response (%s)",
+                          "a header name that is not a token");
+      return;
+    }
     if (c->rs.done && !c->rs.head_sent) {
       c->rs.head_sent = true;
       if (build_resp_head(c) < 0) {

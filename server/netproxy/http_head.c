@@ -234,6 +234,8 @@ void np_req_head_step(np_conn *c, np_head_outcome *o) {
       return;
     }
     const char *why = c->rq.done ? bad_bytes(c->in, c->in_used, c->in_len) : NULL;
+    if (!why && c->rq.done && !np_head_names_valid(c->in, &c->rq))
+      why = "a header name that is not a token";
     if (why) {
       answer(o, 400, "Bad Request", "warden proxy: malformed request (%s)", why);
       return;

@@ -37,6 +37,10 @@ void np_sb_add(np_sbuf *b, const char *s, size_t n);
 void np_sb_str(np_sbuf *b, const char *s);
 /* The head's headers without the hop-by-hop ones. */
 void np_sb_headers(np_sbuf *b, const char *base, const np_head *h);
+/* Every header name is a token. The parser (built without
+ * HTTP_PARSER_STRICT) lets a space into one: " X: 1" after a header line
+ * reads to the next hop as a continuation of that line (obs-fold). */
+bool np_head_names_valid(const char *base, const np_head *h);
 /* The index of the first header of that name (from index `from` on), or -1. */
 int np_find_header(const char *base, const np_head *h, const char *name);
 int np_find_header_after(const char *base, const np_head *h, const char *name, unsigned from);

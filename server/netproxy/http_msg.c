@@ -307,6 +307,23 @@ void np_sb_headers(np_sbuf *b, const char *base, const np_head *h) {
   }
 }
 
+/* RFC 9110 5.6.2: tchar. */
+static bool tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+bool np_head_names_valid(const char *base, const np_head *h) {
+  for (unsigned i = 0; i < h->n; i++) {
+    if (!h->name[i].len)
+      return false;
+    for (uint32_t k = 0; k < h->name[i].len; k++)
+      if (!tchar((unsigned char)base[h->name[i].off + k]))
+        return false;
+  }
+  return true;
+}
+
 int np_find_header(const char *base, const np_head *h, const char *name) {
   return np_find_header_after(base, h, name, 0);
 }

@@ -206,6 +206,13 @@ def test_bad_heads():
         # a folded header line (obs-fold): its value would carry the line break
         st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: 1\r\n 2\r\n"))
         assert st == 400 and b"obs-fold" in body, (st, body)
+        # a header name with a space: "X A" is no name, and a leading one made
+        # the line read to the origin as a continuation of the line before
+        for raw in (get(pp, "http://127.0.0.1:%d/" % op, b"X A: 1\r\n"),
+                    b"GET http://127.0.0.1:%d/ HTTP/1.1\r\n X-A: 1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                    % (op, op)):
+            st, _, body = request(pp, raw)
+            assert st == 400 and b"token" in body, (st, body)
         # a NUL in a header value (an upstream in C would read the value's end)
         st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: \x00X\r\n"))
         assert st == 400 and b"NUL" in body, (st, body)
