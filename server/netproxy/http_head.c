@@ -157,8 +157,11 @@ static void target(np_conn *c, np_head_outcome *o) {
     bad_request(o, "warden proxy: CONNECT needs host:port%s");
     return;
   }
-  if (np_host_normalize(url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len, c->host,
-                        sizeof c->host) < 0) {
+  /* the URL parser's host leaves an IPv6 literal's brackets out: they go
+   * in again (without them, "[a:b]" would read as host a, port b) */
+  size_t ho = u.field_data[UF_HOST].off, hl = u.field_data[UF_HOST].len;
+  bool v6 = ho > 0 && url[ho - 1] == '[';
+  if (np_host_normalize(url + ho - v6, hl + 2 * v6, c->host, sizeof c->host) < 0) {
     bad_request(o, "warden proxy: invalid host in the request target%s");
     return;
   }

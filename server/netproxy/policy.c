@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool parse_ip(const char *host, struct sockaddr_storage *ss);
+
 int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
   while (len && isspace((unsigned char)*in))
     in++, len--;
   while (len && isspace((unsigned char)in[len - 1]))
     len--;
-  if (len && in[0] == '[') {
+  bool bracketed = len && in[0] == '[';
+  if (bracketed) {
     const char *end = memchr(in, ']', len);
     if (!end)
       return -EINVAL;
@@ -40,7 +43,14 @@ int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
   while (o && out[o - 1] == '.')
     o--;
   out[o] = 0;
-  return o ? 0 : -EINVAL;
+  if (!o)
+    return -EINVAL;
+  /* Brackets hold an IPv6 literal and nothing else: "[a:b]" is no host
+   * (taken as a name, its one colon would have read as host:port). */
+  struct sockaddr_storage ss;
+  if (bracketed && (!parse_ip(out, &ss) || ss.ss_family != AF_INET6))
+    return -EINVAL;
+  return 0;
 }
 
 static bool parse_ip(const char *host, struct sockaddr_storage *ss) {

@@ -206,6 +206,9 @@ def test_bad_heads():
         # a folded header line (obs-fold): its value would carry the line break
         st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: 1\r\n 2\r\n"))
         assert st == 400 and b"obs-fold" in body, (st, body)
+        # brackets hold an IPv6 literal: "[a:b]" was taken for host a (port b)
+        st, _, body = request(pp, b"GET http://[f80:21]:%d/ HTTP/1.1\r\n\r\n" % op)
+        assert st == 400 and b"invalid host" in body, (st, body)
         # a header name with a space: "X A" is no name, and a leading one made
         # the line read to the origin as a continuation of the line before
         for raw in (get(pp, "http://127.0.0.1:%d/" % op, b"X A: 1\r\n"),

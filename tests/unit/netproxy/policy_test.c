@@ -28,6 +28,11 @@ static void test_normalize(void **state) {
   assert_string_equal(norm("a b"), "<invalid>");
   assert_string_equal(norm("evil.com/x"), "<invalid>");
   assert_string_equal(norm("user@evil.com"), "<invalid>");
+  /* brackets hold an IPv6 literal, nothing else */
+  assert_string_equal(norm("[fe80::1%25eth0]:80"), "fe80::1%eth0");
+  assert_string_equal(norm("[f80:21]"), "<invalid>");
+  assert_string_equal(norm("[example.com]"), "<invalid>");
+  assert_string_equal(norm("[1.2.3.4]"), "<invalid>");
 }
 
 static bool np4(const char *a) {
