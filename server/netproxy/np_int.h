@@ -211,7 +211,8 @@ typedef struct np_socks_req {
   uint8_t cmd; /* 1 CONNECT, 2 BIND, 3 UDP ASSOCIATE */
   uint8_t rep; /* 0, or the reply to refuse with: 0x07 command not supported,
                 * 0x08 address type not supported, 0x04 host unreachable
-                * (CONNECT to an invalid host or port 0) */
+                * (CONNECT to an invalid host, a name holding a NUL, or
+                * port 0) */
   char host[NETPROXY_MAX_HOST + 1]; /* CONNECT: normalised */
   uint16_t port;
 } np_socks_req;

@@ -148,6 +148,8 @@ static int addr_host(const uint8_t *b, uint8_t atyp, bool normalize, char *host,
     inet_ntop(AF_INET, b, raw, sizeof raw);
   else if (atyp == 4)
     inet_ntop(AF_INET6, b, raw, sizeof raw);
+  else if (memchr(b + 1, 0, b[0]))
+    return -EINVAL; /* a NUL would cut the name short: no host of the one sent */
   else {
     memcpy(raw, b + 1, b[0]);
     raw[b[0]] = 0;
