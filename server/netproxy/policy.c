@@ -22,6 +22,13 @@ int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
     const char *end = memchr(in, ']', len);
     if (!end)
       return -EINVAL;
+    /* after the literal, nothing or a port */
+    size_t rest = len - (size_t)(end + 1 - in);
+    if (rest && (end[1] != ':' || rest == 1))
+      return -EINVAL;
+    for (size_t i = 2; i <= rest; i++)
+      if (!isdigit((unsigned char)end[i]))
+        return -EINVAL;
     in++;
     len = (size_t)(end - in);
   } else {

@@ -33,6 +33,9 @@ static void test_normalize(void **state) {
   assert_string_equal(norm("[f80:21]"), "<invalid>");
   assert_string_equal(norm("[example.com]"), "<invalid>");
   assert_string_equal(norm("[1.2.3.4]"), "<invalid>");
+  assert_string_equal(norm("[::1]x"), "<invalid>");
+  assert_string_equal(norm("[::1]:"), "<invalid>");
+  assert_string_equal(norm("[::1]:8o"), "<invalid>");
 }
 
 static bool np4(const char *a) {
