@@ -12,6 +12,16 @@
 
 static bool parse_ip(const char *host, struct sockaddr_storage *ss);
 
+/* ":digits" at p[0..n) */
+static bool port_suffix(const char *p, size_t n) {
+  if (n < 2 || p[0] != ':')
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!isdigit((unsigned char)p[i]))
+      return false;
+  return true;
+}
+
 int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
   while (len && isspace((unsigned char)*in))
     in++, len--;
@@ -22,26 +32,27 @@ int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
     const char *end = memchr(in, ']', len);
     if (!end)
       return -EINVAL;
-    /* after the literal, nothing or a port */
-    size_t rest = len - (size_t)(end + 1 - in);
-    if (rest && (end[1] != ':' || rest == 1))
+    size_t rest = len - (size_t)(end + 1 - in); /* after the literal: nothing or a port */
+    if (rest && !port_suffix(end + 1, rest))
       return -EINVAL;
-    for (size_t i = 2; i <= rest; i++)
-      if (!isdigit((unsigned char)end[i]))
-        return -EINVAL;
     in++;
     len = (size_t)(end - in);
   } else {
     const char *colon = memchr(in, ':', len);
-    if (colon && !memchr(colon + 1, ':', len - (size_t)(colon - in) - 1))
-      len = (size_t)(colon - in); /* host:port; a bare v6 literal has several colons */
+    size_t rest = colon ? len - (size_t)(colon - in) : 0;
+    if (colon && !memchr(colon + 1, ':', rest - 1)) {
+      /* host:port (a bare v6 literal has several colons) */
+      if (!port_suffix(colon, rest))
+        return -EINVAL;
+      len = (size_t)(colon - in);
+    }
   }
   size_t o = 0;
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)in[i];
     if (ch == '%' && i + 2 < len && in[i + 1] == '2' && in[i + 2] == '5')
       i += 2; /* "%25" zone separator */
-    if (ch <= ' ' || ch >= 0x7f || strchr("/\\?#@\"'<>`{}|^", ch))
+    if (ch <= ' ' || ch >= 0x7f || strchr("/\\?#@\"'<>`{}|^[]", ch))
       return -EINVAL;
     if (o + 1 >= outlen)
       return -EINVAL;

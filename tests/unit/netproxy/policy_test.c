@@ -36,6 +36,10 @@ static void test_normalize(void **state) {
   assert_string_equal(norm("[::1]x"), "<invalid>");
   assert_string_equal(norm("[::1]:"), "<invalid>");
   assert_string_equal(norm("[::1]:8o"), "<invalid>");
+  assert_string_equal(norm("example.com:8o"), "<invalid>");
+  assert_string_equal(norm("example.com:"), "<invalid>");
+  assert_string_equal(norm("a[:1"), "<invalid>");
+  assert_string_equal(norm("a]b"), "<invalid>");
 }
 
 static bool np4(const char *a) {
