@@ -47,11 +47,19 @@ int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
       len = (size_t)(colon - in);
     }
   }
+  /* '%' only as the zone separator of an IPv6 literal (one, written "%25"
+   * in a URL), and a zone not starting with "25" once unescaped: written
+   * "%" here, the result normalises to itself. */
+  const char *pct = memchr(in, '%', len);
+  if (pct && (!memchr(in, ':', len) || memchr(pct + 1, '%', len - (size_t)(pct + 1 - in))))
+    return -EINVAL;
   size_t o = 0;
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)in[i];
     if (ch == '%' && i + 2 < len && in[i + 1] == '2' && in[i + 2] == '5')
       i += 2; /* "%25" zone separator */
+    if (ch == '%' && i + 2 < len && in[i + 1] == '2' && in[i + 2] == '5')
+      return -EINVAL; /* a zone "25...": ambiguous with the escaped separator */
     if (ch <= ' ' || ch >= 0x7f || strchr("/\\?#@\"'<>`{}|^[]", ch))
       return -EINVAL;
     if (o + 1 >= outlen)

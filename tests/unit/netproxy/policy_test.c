@@ -40,6 +40,13 @@ static void test_normalize(void **state) {
   assert_string_equal(norm("example.com:"), "<invalid>");
   assert_string_equal(norm("a[:1"), "<invalid>");
   assert_string_equal(norm("a]b"), "<invalid>");
+  /* '%': one zone separator of an IPv6 literal; the result normalises to
+   * itself */
+  assert_string_equal(norm("fe80::1%lo0"), "fe80::1%lo0");
+  assert_string_equal(norm("%2525t"), "<invalid>");
+  assert_string_equal(norm("a%25b.example"), "<invalid>");
+  assert_string_equal(norm("fe80::1%2525lo0"), "<invalid>");
+  assert_string_equal(norm("fe80::1%25lo%0"), "<invalid>");
 }
 
 static bool np4(const char *a) {
