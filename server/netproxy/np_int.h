@@ -11,8 +11,9 @@
 /* ---- policy.c ---- */
 /* Normalise a host (with or without ":port"): brackets stripped,
  * lowercased, a trailing dot removed, "%25" zone written "%". 0, or -EINVAL
- * when empty, too long, holding bytes a host cannot hold, bracketed but no
- * IPv6 literal, or followed by anything but ":digits". */
+ * when empty, too long, holding bytes a host cannot hold or an empty label,
+ * with colons (or brackets) but no IPv6 literal, or followed by anything
+ * but ":digits". */
 int np_host_normalize(const char *in, size_t len, char *out, size_t outlen);
 bool np_host_is_ip(const char *host); /* normalised v4 or v6 literal */
 bool np_addr_non_public(const struct sockaddr *sa);

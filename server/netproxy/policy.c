@@ -71,10 +71,14 @@ int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
   out[o] = 0;
   if (!o)
     return -EINVAL;
-  /* Brackets hold an IPv6 literal and nothing else: "[a:b]" is no host
-   * (taken as a name, its one colon would have read as host:port). */
+  /* Colons (bracketed or not) belong to an IPv6 literal and nothing else:
+   * "[a:b]" is no host (as a name, its one colon would read as host:port),
+   * nor "a::b.c". A name has no empty label. */
   struct sockaddr_storage ss;
-  if (bracketed && (!parse_ip(out, &ss) || ss.ss_family != AF_INET6))
+  bool colons = bracketed || strchr(out, ':');
+  if (colons && (!parse_ip(out, &ss) || ss.ss_family != AF_INET6))
+    return -EINVAL;
+  if (!colons && (out[0] == '.' || strstr(out, "..")))
     return -EINVAL;
   return 0;
 }

@@ -47,6 +47,12 @@ static void test_normalize(void **state) {
   assert_string_equal(norm("a%25b.example"), "<invalid>");
   assert_string_equal(norm("fe80::1%2525lo0"), "<invalid>");
   assert_string_equal(norm("fe80::1%25lo%0"), "<invalid>");
+  /* colons only in an IPv6 literal, no empty label */
+  assert_string_equal(norm(".fe80fe80::1%x"), "<invalid>");
+  assert_string_equal(norm("a::b.example"), "<invalid>");
+  assert_string_equal(norm(".example.com"), "<invalid>");
+  assert_string_equal(norm("a..example.com"), "<invalid>");
+  assert_string_equal(norm("example.com.."), "example.com");
 }
 
 static bool np4(const char *a) {
