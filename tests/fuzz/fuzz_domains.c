@@ -24,7 +24,7 @@
 #include <string.h>
 
 #define FUZZ_PATTERNS_MAX 8
-#define FUZZ_HOST_MAX 300
+#define FUZZ_HOST_MAX (NETPROXY_MAX_HOST + 1) /* the proxy's host buffers */
 
 static void fail(const char *what, const char *host, const uint8_t *d, size_t n) {
   fprintf(stderr, "fuzz_domains: %s (host \"%s\")\ninput (%zu bytes): %.*s\n", what, host, n,
