@@ -346,6 +346,10 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
   }
 #endif
 
+#ifdef WARDEN_EXEC_HAVE_SANDBOX
+  /* the janitor waits for this supervisor before it removes placeholders */
+  sandbox_janitor_clone_begin(o->sandbox);
+#endif
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -355,6 +359,9 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
     exec_supervisor_main(&c);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+#ifdef WARDEN_EXEC_HAVE_SANDBOX
+  sandbox_janitor_clone_end(o->sandbox, pid > 0 ? pidfd : -1);
+#endif
   exec_limits_after_clone(&p->lim);
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
   /* Our copy of the channel's child end: closed, so the server side sees
