@@ -108,6 +108,9 @@ typedef struct jmsg {
 #define JMSG_HEAD offsetof(jmsg, path)
 
 static atomic_int g_sock = -1; /* the server's end; -1 without a janitor */
+static atomic_bool g_allowed;  /* this binary can be a janitor */
+
+void sandbox_janitor_allow(void) { atomic_store(&g_allowed, true); }
 
 /* ---- the server's side ---- */
 
@@ -487,6 +490,8 @@ static int detach(void *arg) {
 }
 
 int sbx_janitor_start(const char *dir) {
+  if (!atomic_load(&g_allowed))
+    return -ENOTSUP;
   if (atomic_load(&g_sock) >= 0)
     return -EALREADY;
   char *jargv[] = {(char *)JANITOR_ARGV0, (char *)dir, NULL}; /* dir may end it */

@@ -105,6 +105,10 @@ void sbx_leftovers_cleanup(const char *state_dir);
 #define SANDBOX_JANITOR_ARGV0 "warden-janitor"
 /* The janitor's life; exits 2 when not started by a server. */
 _Noreturn void sandbox_janitor_main(void);
+/* Called by a main() that hands argv[0] SANDBOX_JANITOR_ARGV0 over to
+ * sandbox_janitor_main(): only such a binary starts a janitor (another one,
+ * a test's, exec'd as its janitor would run as itself). */
+void sandbox_janitor_allow(void);
 /* Around the clone of a supervisor for spec (the exec engine): before it,
  * and after it with the supervisor's pidfd (or -1 when the clone failed).
  * Nothing is sent for a spec that masks no placeholder. */

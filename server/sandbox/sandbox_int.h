@@ -143,8 +143,9 @@ void sbx_placeholders_replay(const char *dir);
  * remove), or -EBUSY while another process holds it. */
 int sbx_placeholder_remove(const char *path, bool dir, dev_t dev, ino_t ino);
 /* Start the janitor (dir: the records' directory, shown in its command
- * line). 0, -EALREADY, or a negative errno (then only the next start's
- * replay removes a killed server's placeholders). */
+ * line). 0, -EALREADY, -ENOTSUP (sandbox_janitor_allow() was not called),
+ * or a negative errno (then only the next start's replay removes a killed
+ * server's placeholders). */
 int sbx_janitor_start(const char *dir);
 /* Tell the janitor: the directory of this server's placeholder record; a
  * placeholder just made. */
