@@ -4,6 +4,7 @@
 #include "server/exec/exec.h"
 #include "server/install_paths.h"
 #include "server/log.h"
+#include "server/sandbox/sandbox.h"
 #include "server/server.h"
 #include "server/telemetry/telemetry.h"
 #include "server/version.h"
@@ -305,6 +306,9 @@ static int generate(int argc, char **argv, int (*fn)(const char *)) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 0 && strcmp(argv[0], SANDBOX_JANITOR_ARGV0) == 0)
+    sandbox_janitor_main(); /* started by a server (server/sandbox/janitor.c) */
+  sandbox_janitor_allow();
   log_init_from_env();
   if (argc > 1 && strcmp(argv[1], "generate-json-schema") == 0)
     return generate(argc, argv, proto_write_json_schema);

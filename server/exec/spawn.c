@@ -352,6 +352,10 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
   }
 #endif
 
+#ifdef WARDEN_EXEC_HAVE_SANDBOX
+  /* the janitor waits for this supervisor before it removes placeholders */
+  sandbox_janitor_clone_begin(o->sandbox);
+#endif
   /* The zygote clones the supervisor (zygote.c); without one, we do, as a
    * fork of the server, with every signal blocked so the child starts with
    * none of our handlers able to run. */
@@ -371,6 +375,9 @@ int exec_spawn(exec_engine *e, const exec_spawn_opts *o) {
   } else if (zrc < 0) {
     clone_errno = -zrc;
   }
+#ifdef WARDEN_EXEC_HAVE_SANDBOX
+  sandbox_janitor_clone_end(o->sandbox, pid > 0 ? pidfd : -1);
+#endif
   exec_limits_after_clone(&p->lim);
 #ifdef WARDEN_EXEC_HAVE_SANDBOX
   /* Our copy of the channel's child end: closed, so the server side sees

@@ -182,6 +182,12 @@ static void feed_resp(np_conn *c) {
         np_conn_close(c);
       return;
     }
+    if (c->rs.done && !c->rs.head_sent && !np_head_names_valid(c->uin, &c->rs)) {
+      np_http_answer_text(c, 502, "Bad Gateway",
+                          "warden proxy: the upstream answered with a malformed response (%s)",
+                          "a header name that is not a token");
+      return;
+    }
     if (c->rs.done && !c->rs.head_sent) {
       c->rs.head_sent = true;
       if (build_resp_head(c) < 0) {
@@ -396,139 +402,6 @@ static void decided(np_conn *c, netproxy_verdict v, const char *reason, const ch
   np_dial(c, dialed);
 }
 
-/* Parse the target and the Host header; build the head for the upstream. */
-static void process_head(np_conn *c) {
-  const char *in = c->in;
-  snprintf(c->method, sizeof c->method, "%s", http_method_str(c->reqp.method));
-  c->req_keepalive = http_should_keep_alive(&c->reqp);
-  c->head_request = c->reqp.method == HTTP_HEAD;
-  c->chunked_req = (c->reqp.flags & F_CHUNKED) != 0;
-  bool connect = c->reqp.method == HTTP_CONNECT;
-  struct http_parser_url u;
-  http_parser_url_init(&u);
-  if (!c->rq.url.len ||
-      http_parser_parse_url(in + c->rq.url.off, c->rq.url.len, connect, &u) != 0) {
-    np_http_answer_text(c, 400, "Bad Request", "warden proxy: the request target is not a valid URL%s",
-                NULL);
-    return;
-  }
-  const char *url = in + c->rq.url.off;
-  if (!connect) {
-    if (!(u.field_set & (1 << UF_SCHEMA)) || !(u.field_set & (1 << UF_HOST))) {
-      np_http_answer_text(c, 400, "Bad Request",
-                  "warden proxy: this is a forward proxy; send absolute-form requests "
-                  "(GET http://host/path) or CONNECT host:port%s",
-                  NULL);
-      return;
-    }
-    if (u.field_data[UF_SCHEMA].len != 4 ||
-        strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0) {
-      np_http_answer_text(c, 400, "Bad Request",
-                  "warden proxy: only http:// URLs are forwarded; use CONNECT for https%s", NULL);
-      return;
-    }
-  } else if (!(u.field_set & (1 << UF_PORT))) {
-    np_http_answer_text(c, 400, "Bad Request", "warden proxy: CONNECT needs host:port%s", NULL);
-    return;
-  }
-  if (np_host_normalize(url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len, c->host,
-                        sizeof c->host) < 0) {
-    np_http_answer_text(c, 400, "Bad Request", "warden proxy: invalid host in the request target%s",
-                NULL);
-    return;
-  }
-  c->port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
-  if (c->port == 0) {
-    np_http_answer_text(c, 400, "Bad Request", "warden proxy: port 0 is not a destination%s", NULL);
-    return;
-  }
-  c->proto = connect ? NETPROXY_HTTPS : NETPROXY_HTTP;
-  /* Host must name the target (absolute form). */
-  int hi = np_find_header(in, &c->rq, "host");
-  if (hi >= 0 && !connect) {
-    np_span v = c->rq.value[hi];
-    char hh[NETPROXY_MAX_HOST + 1];
-    const char *hv = in + v.off;
-    size_t hl = v.len;
-    /* the port part: after "]" for v6, else after the only ":" */
-    const char *colon = NULL;
-    const char *rb = memchr(hv, ']', hl);
-    if (rb)
-      colon = (size_t)(rb - hv) + 1 < hl && rb[1] == ':' ? rb + 1 : NULL;
-    else {
-      colon = memchr(hv, ':', hl);
-      if (colon && memchr(colon + 1, ':', hl - (size_t)(colon - hv) - 1))
-        colon = NULL;
-    }
-    long hport = 80;
-    bool bad = np_host_normalize(hv, hl, hh, sizeof hh) < 0;
-    if (!bad && colon) {
-      char *end;
-      char digits[8] = {0};
-      size_t dl = hl - (size_t)(colon - hv) - 1;
-      if (dl == 0 || dl >= sizeof digits)
-        bad = true;
-      else {
-        memcpy(digits, colon + 1, dl);
-        hport = strtol(digits, &end, 10);
-        bad = *end != 0;
-      }
-    }
-    if (bad || strcmp(hh, c->host) != 0 || hport != c->port) {
-      np_http_answer_text(c, 400, "Bad Request",
-                  "warden proxy: the Host header does not match the request target%s", NULL);
-      return;
-    }
-  }
-  if (!connect) {
-    np_sbuf b = {0};
-    np_sb_str(&b, c->method);
-    np_sb_str(&b, " ");
-    if (u.field_set & (1 << UF_PATH))
-      np_sb_add(&b, url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
-    else
-      np_sb_str(&b, "/");
-    if (u.field_set & (1 << UF_QUERY)) {
-      np_sb_str(&b, "?");
-      np_sb_add(&b, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
-    }
-    char ver[32];
-    snprintf(ver, sizeof ver, " HTTP/%u.%u\r\n", c->reqp.http_major, c->reqp.http_minor);
-    np_sb_str(&b, ver);
-    if (hi < 0) {
-      np_sb_str(&b, "Host: ");
-      np_sb_add(&b, url + u.field_data[UF_HOST].off - (url[u.field_data[UF_HOST].off - 1] == '[' ? 1 : 0),
-             u.field_data[UF_HOST].len + (url[u.field_data[UF_HOST].off - 1] == '[' ? 2 : 0));
-      if (u.field_set & (1 << UF_PORT)) {
-        char p[16];
-        snprintf(p, sizeof p, ":%u", c->port);
-        np_sb_str(&b, p);
-      }
-      np_sb_str(&b, "\r\n");
-    }
-    np_sb_headers(&b, in, &c->rq);
-    np_sb_str(&b, "\r\n");
-    if (b.oom) {
-      free(b.p);
-      np_conn_close(c);
-      return;
-    }
-    free(c->req_head);
-    c->req_head = b.p;
-    c->req_head_len = b.len;
-  } else {
-    /* consume the rest of the head; what follows is tunnel data */
-    http_parser_pause(&c->reqp, 0);
-    size_t n = http_parser_execute(&c->reqp, &np_req_settings, c->in + c->in_used,
-                                   c->in_len - c->in_used);
-    c->in_used += n;
-  }
-  c->state = H_DECIDE;
-  np_timer_stop(c);
-  uv_read_stop((uv_stream_t *)c->client);
-  np_decide(c, decided);
-}
-
 static void feed_req(np_conn *c) {
   if (c->dead)
     return;
@@ -539,39 +412,21 @@ static void feed_req(np_conn *c) {
   }
   if (c->state != H_HEAD)
     return;
-  if (c->in_len > c->in_used) {
-    size_t n = http_parser_execute(&c->reqp, &np_req_settings, c->in + c->in_used,
-                                   c->in_len - c->in_used);
-    c->in_used += n;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->reqp);
-    if (c->rq.too_many) {
-      np_http_answer_text(c, 431, "Request Header Fields Too Large",
-                  "warden proxy: more header lines than the proxy accepts%s", NULL);
-      return;
-    }
-    if (e == HPE_HEADER_OVERFLOW) {
-      np_http_answer_text(c, 431, "Request Header Fields Too Large",
-                  "warden proxy: the request head is larger than the proxy accepts%s", NULL);
-      return;
-    }
-    if (e != HPE_OK && e != HPE_PAUSED) {
-      np_http_answer_text(c, 400, "Bad Request", "warden proxy: malformed request (%s)",
-                  http_errno_description(e));
-      return;
-    }
-    if (c->rq.done) {
-      if (c->in_used > NETPROXY_MAX_HEAD) {
-        np_http_answer_text(c, 431, "Request Header Fields Too Large",
-                    "warden proxy: the request head is larger than the proxy accepts%s", NULL);
-        return;
-      }
-      process_head(c);
-      return;
-    }
+  np_head_outcome o;
+  np_req_head_step(c, &o);
+  if (o.code == NP_HEAD_READY) {
+    c->state = H_DECIDE;
+    np_timer_stop(c);
+    uv_read_stop((uv_stream_t *)c->client);
+    np_decide(c, decided);
+    return;
   }
-  if (c->in_len >= NETPROXY_MAX_HEAD) {
-    np_http_answer_text(c, 431, "Request Header Fields Too Large",
-                "warden proxy: the request head is larger than the proxy accepts%s", NULL);
+  if (o.code < 0) {
+    np_conn_close(c);
+    return;
+  }
+  if (o.code != NP_HEAD_MORE) {
+    np_http_answer_text(c, o.code, o.status, o.fmt, o.arg);
     return;
   }
   if (c->client_eof) {
@@ -586,18 +441,10 @@ static void feed_req(np_conn *c) {
 }
 
 void np_http_start(np_conn *c) {
-  np_http_settings_init();
-  c->iov_c = malloc(NP_IOV_MAX * sizeof *c->iov_c);
-  c->iov_u = malloc(NP_IOV_MAX * sizeof *c->iov_u);
-  c->scratch_c = malloc(NP_SCRATCH);
-  c->scratch_u = malloc(NP_SCRATCH);
-  if (!c->iov_c || !c->iov_u || !c->scratch_c || !c->scratch_u) {
+  if (np_http_prepare(c) < 0) {
     np_conn_close(c);
     return;
   }
-  http_parser_init(&c->reqp, HTTP_REQUEST);
-  c->reqp.data = c;
-  c->state = H_HEAD;
   feed_req(c);
 }
 

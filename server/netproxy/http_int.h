@@ -1,5 +1,6 @@
 /* server/netproxy internals of the HTTP side, shared by http_msg.c (the
- * parser's callbacks, heads, answers) and http.c (the exchange). */
+ * parser's callbacks, heads, answers), http_head.c (the request head, pure)
+ * and http.c (the exchange). */
 #ifndef WARDEN_NP_HTTP_INT_H
 #define WARDEN_NP_HTTP_INT_H
 
@@ -36,6 +37,34 @@ void np_sb_add(np_sbuf *b, const char *s, size_t n);
 void np_sb_str(np_sbuf *b, const char *s);
 /* The head's headers without the hop-by-hop ones. */
 void np_sb_headers(np_sbuf *b, const char *base, const np_head *h);
+/* Every header name is a token. The parser (built without
+ * HTTP_PARSER_STRICT) lets a space into one: " X: 1" after a header line
+ * reads to the next hop as a continuation of that line (obs-fold). */
+bool np_head_names_valid(const char *base, const np_head *h);
+/* The index of the first header of that name (from index `from` on), or -1. */
 int np_find_header(const char *base, const np_head *h, const char *name);
+int np_find_header_after(const char *base, const np_head *h, const char *name, unsigned from);
+
+/* ---- http_head.c: the request head, pure (no I/O, no timers) ---- */
+
+/* The buffers and the request parser of a new HTTP connection; 0 or
+ * -ENOMEM (whatever was allocated is freed with the connection). */
+int np_http_prepare(np_conn *c);
+
+enum { NP_HEAD_MORE = 0, NP_HEAD_READY = 1 };
+typedef struct np_head_outcome {
+  int code;           /* NP_HEAD_MORE, NP_HEAD_READY, -ENOMEM, or a status to answer (400, 431) */
+  const char *status; /* the answer's reason phrase */
+  const char *fmt;    /* its text, with one %s for arg */
+  const char *arg;
+} np_head_outcome;
+
+/* Feed c->in[c->in_used..c->in_len) to the request parser (state H_HEAD).
+ * NP_HEAD_MORE: the head is not complete yet and within the limits.
+ * NP_HEAD_READY: c->method, host, port, proto, req_keepalive, head_request
+ * and chunked_req are set; for CONNECT c->in_used is past the head (what
+ * follows is tunnel data), else c->req_head is the head for the upstream.
+ * Anything else: the answer the client gets. */
+void np_req_head_step(np_conn *c, np_head_outcome *o);
 
 #endif

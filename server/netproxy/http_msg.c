@@ -125,10 +125,16 @@ static const char *base_of(http_parser *p) {
   return p == &c->reqp ? c->in : c->uin;
 }
 
-static void span_add(np_span *s, const char *base, const char *at, size_t len) {
+/* Extend a span by the parser's next piece of it. false when the piece
+ * does not follow the span: a folded header line (obs-fold), whose pieces
+ * the line break sits between; as one span it would carry the break along. */
+static bool span_add(np_span *s, const char *base, const char *at, size_t len) {
   if (!s->len)
     s->off = (uint32_t)(at - base);
+  else if (len && at != base + s->off + s->len)
+    return false;
   s->len += (uint32_t)len;
+  return true;
 }
 
 static int on_begin(http_parser *p) {
@@ -157,7 +163,10 @@ static int on_field(http_parser *p, const char *at, size_t len) {
     h->n++;
     h->in_value = false;
   }
-  span_add(&h->name[h->n - 1], base_of(p), at, len);
+  if (!span_add(&h->name[h->n - 1], base_of(p), at, len)) {
+    h->folded = true;
+    return -1;
+  }
   return 0;
 }
 
@@ -166,7 +175,10 @@ static int on_value(http_parser *p, const char *at, size_t len) {
   if (h->n == 0)
     return 0;
   h->in_value = true;
-  span_add(&h->value[h->n - 1], base_of(p), at, len);
+  if (!span_add(&h->value[h->n - 1], base_of(p), at, len)) {
+    h->folded = true;
+    return -1;
+  }
   return 0;
 }
 
@@ -253,6 +265,15 @@ static bool hop_by_hop(const char *base, const np_head *h, np_span name) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (name_is(base, name, names[i]))
       return true;
+  /* What the message's target and body framing rest on stays, whatever a
+   * Connection header lists: without its Content-Length or Transfer-
+   * Encoding the next hop would find the body's end elsewhere than the
+   * proxy (a request smuggled inside the body), without Host another
+   * host. */
+  static const char *const kept[] = {"host", "content-length", "transfer-encoding"};
+  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+    if (name_is(base, name, kept[i]))
+      return false;
   return listed_by_connection(base, h, name);
 }
 
@@ -286,8 +307,29 @@ void np_sb_headers(np_sbuf *b, const char *base, const np_head *h) {
   }
 }
 
+/* RFC 9110 5.6.2: tchar. */
+static bool tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+bool np_head_names_valid(const char *base, const np_head *h) {
+  for (unsigned i = 0; i < h->n; i++) {
+    if (!h->name[i].len)
+      return false;
+    for (uint32_t k = 0; k < h->name[i].len; k++)
+      if (!tchar((unsigned char)base[h->name[i].off + k]))
+        return false;
+  }
+  return true;
+}
+
 int np_find_header(const char *base, const np_head *h, const char *name) {
-  for (unsigned i = 0; i < h->n; i++)
+  return np_find_header_after(base, h, name, 0);
+}
+
+int np_find_header_after(const char *base, const np_head *h, const char *name, unsigned from) {
+  for (unsigned i = from; i < h->n; i++)
     if (name_is(base, h->name[i], name))
       return (int)i;
   return -1;

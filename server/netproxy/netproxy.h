@@ -23,8 +23,8 @@
  * only to an address it checked, so DNS rebinding cannot slip in between.
  *
  * Files: engine.c (listeners, connections), decide.c (decisions, holds,
- * history), policy.c, dial.c, http.c and http_msg.c, relay.c, splice.c,
- * socks5.c, udp.c.
+ * history), policy.c, dial.c, http.c, http_head.c and http_msg.c, relay.c,
+ * splice.c, socks5.c, udp.c.
  *
  * Errors: 0 or a negative errno. Ownership: the engine owns listeners,
  * connections and holds; strings in events are valid during the callback only.

@@ -9,9 +9,11 @@
 #include <sys/socket.h>
 
 /* ---- policy.c ---- */
-/* Normalise a host: brackets stripped, lowercased, a trailing dot removed,
- * "%25" zone written "%". 0, or -EINVAL when empty, too long or holding bytes
- * a host cannot hold. */
+/* Normalise a host (with or without ":port"): brackets stripped,
+ * lowercased, a trailing dot removed, "%25" zone written "%". 0, or -EINVAL
+ * when empty, too long, holding bytes a host cannot hold or an empty label,
+ * with colons (or brackets) but no IPv6 literal, or followed by anything
+ * but ":digits". */
 int np_host_normalize(const char *in, size_t len, char *out, size_t outlen);
 bool np_host_is_ip(const char *host); /* normalised v4 or v6 literal */
 bool np_addr_non_public(const struct sockaddr *sa);
@@ -82,6 +84,7 @@ typedef struct np_head {
   np_span name[NETPROXY_MAX_HEADERS], value[NETPROXY_MAX_HEADERS];
   unsigned n;
   bool in_value, done, complete, too_many, head_sent;
+  bool folded; /* a header line continued on the next (obs-fold): refused */
 } np_head;
 
 typedef void (*np_decided_fn)(np_conn *c, netproxy_verdict v, const char *reason,
@@ -197,6 +200,33 @@ void np_splice_close(np_splice *s);
 /* Open the UDP relay of a SOCKS5 UDP ASSOCIATE next to c's listener. */
 int np_udp_open(np_conn *c, struct sockaddr_storage *bound);
 void np_udp_close(np_udp *u);
+
+/* ---- socks5.c: parsing, pure (no I/O) ---- */
+#define NP_SOCKS_MORE 1 /* a prefix: more bytes are needed */
+/* The greeting (VER NMETHODS METHODS) at b[0..len): NP_SOCKS_MORE, or 0
+ * with *used its length and *noauth whether "no authentication" is offered
+ * (the version byte is the sniffer's). */
+int np_socks_greeting(const uint8_t *b, size_t len, size_t *used, bool *noauth);
+
+typedef struct np_socks_req {
+  size_t used; /* the request's length (the bytes after it are the client's data) */
+  uint8_t cmd; /* 1 CONNECT, 2 BIND, 3 UDP ASSOCIATE */
+  uint8_t rep; /* 0, or the reply to refuse with: 0x07 command not supported,
+                * 0x08 address type not supported, 0x04 host unreachable
+                * (CONNECT to an invalid host, a name holding a NUL, or
+                * port 0) */
+  char host[NETPROXY_MAX_HOST + 1]; /* CONNECT: normalised */
+  uint16_t port;
+} np_socks_req;
+/* The request (VER CMD RSV ATYP DST.ADDR DST.PORT) at b[0..len):
+ * NP_SOCKS_MORE, -EPROTO when it is not version 5, or 0 with *r filled. */
+int np_socks_request(const uint8_t *b, size_t len, np_socks_req *r);
+/* The header of a UDP ASSOCIATE datagram (RSV RSV FRAG ATYP DST.ADDR
+ * DST.PORT) at b[0..n): 0 with the normalised host, the port and *hl the
+ * header's length (the payload follows), or -EINVAL for a datagram to drop
+ * (short, fragmented, unknown address type, invalid host, port 0). */
+int np_socks_udp_header(const uint8_t *b, size_t n, char *host, size_t hostlen, uint16_t *port,
+                        size_t *hl);
 
 /* ---- http.c / socks5.c ---- */
 void np_http_start(np_conn *c);   /* first bytes are in c->in */

@@ -10,28 +10,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool parse_ip(const char *host, struct sockaddr_storage *ss);
+
+/* ":digits" at p[0..n) */
+static bool port_suffix(const char *p, size_t n) {
+  if (n < 2 || p[0] != ':')
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!isdigit((unsigned char)p[i]))
+      return false;
+  return true;
+}
+
 int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
   while (len && isspace((unsigned char)*in))
     in++, len--;
   while (len && isspace((unsigned char)in[len - 1]))
     len--;
-  if (len && in[0] == '[') {
+  bool bracketed = len && in[0] == '[';
+  if (bracketed) {
     const char *end = memchr(in, ']', len);
     if (!end)
+      return -EINVAL;
+    size_t rest = len - (size_t)(end + 1 - in); /* after the literal: nothing or a port */
+    if (rest && !port_suffix(end + 1, rest))
       return -EINVAL;
     in++;
     len = (size_t)(end - in);
   } else {
     const char *colon = memchr(in, ':', len);
-    if (colon && !memchr(colon + 1, ':', len - (size_t)(colon - in) - 1))
-      len = (size_t)(colon - in); /* host:port; a bare v6 literal has several colons */
+    size_t rest = colon ? len - (size_t)(colon - in) : 0;
+    if (colon && !memchr(colon + 1, ':', rest - 1)) {
+      /* host:port (a bare v6 literal has several colons) */
+      if (!port_suffix(colon, rest))
+        return -EINVAL;
+      len = (size_t)(colon - in);
+    }
   }
+  /* '%' only as the zone separator of an IPv6 literal (one, written "%25"
+   * in a URL), and a zone not starting with "25" once unescaped: written
+   * "%" here, the result normalises to itself. */
+  const char *pct = memchr(in, '%', len);
+  if (pct && (!memchr(in, ':', len) || memchr(pct + 1, '%', len - (size_t)(pct + 1 - in))))
+    return -EINVAL;
   size_t o = 0;
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)in[i];
     if (ch == '%' && i + 2 < len && in[i + 1] == '2' && in[i + 2] == '5')
       i += 2; /* "%25" zone separator */
-    if (ch <= ' ' || ch >= 0x7f || strchr("/\\?#@\"'<>`{}|^", ch))
+    if (ch == '%' && i + 2 < len && in[i + 1] == '2' && in[i + 2] == '5')
+      return -EINVAL; /* a zone "25...": ambiguous with the escaped separator */
+    if (ch <= ' ' || ch >= 0x7f || strchr("/\\?#@\"'<>`{}|^[]", ch))
       return -EINVAL;
     if (o + 1 >= outlen)
       return -EINVAL;
@@ -40,7 +69,18 @@ int np_host_normalize(const char *in, size_t len, char *out, size_t outlen) {
   while (o && out[o - 1] == '.')
     o--;
   out[o] = 0;
-  return o ? 0 : -EINVAL;
+  if (!o)
+    return -EINVAL;
+  /* Colons (bracketed or not) belong to an IPv6 literal and nothing else:
+   * "[a:b]" is no host (as a name, its one colon would read as host:port),
+   * nor "a::b.c". A name has no empty label. */
+  struct sockaddr_storage ss;
+  bool colons = bracketed || strchr(out, ':');
+  if (colons && (!parse_ip(out, &ss) || ss.ss_family != AF_INET6))
+    return -EINVAL;
+  if (!colons && (out[0] == '.' || strstr(out, "..")))
+    return -EINVAL;
+  return 0;
 }
 
 static bool parse_ip(const char *host, struct sockaddr_storage *ss) {

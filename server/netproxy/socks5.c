@@ -1,7 +1,9 @@
 /* SOCKS5 (RFC 1928), no authentication: CONNECT to an IPv4, IPv6 or domain
  * name target, decided like any other request (protocol socks5Tcp). A
  * refusal is reply 0x02 ("connection not allowed by ruleset"); BIND is
- * answered 0x07 (command not supported). UDP ASSOCIATE: udp.c. */
+ * answered 0x07 (command not supported). UDP ASSOCIATE: udp.c. The parsing
+ * (greeting, request, a UDP datagram's header) is pure, bytes in and a
+ * result out (np_int.h), so tests/fuzz/fuzz_socks5.c drives it alone. */
 #include "server/netproxy/np_int.h"
 
 #include <arpa/inet.h>
@@ -114,83 +116,144 @@ static void udp_associate(np_conn *c) {
   np_write(c, c->client, r, n, false); /* the control connection stays open */
 }
 
-/* 0 handled, 1 need more bytes. */
-static int parse_request(np_conn *c) {
-  const unsigned char *b = (const unsigned char *)c->in + c->in_used;
-  size_t len = c->in_len - c->in_used;
-  if (len < 5)
-    return 1;
-  if (b[0] != 5) {
-    np_conn_close(c);
-    return 0;
+/* ---- parsing, pure ---- */
+
+int np_socks_greeting(const uint8_t *b, size_t len, size_t *used, bool *noauth) {
+  if (len < 2 || len < 2 + (size_t)b[1])
+    return NP_SOCKS_MORE;
+  *used = 2 + (size_t)b[1];
+  *noauth = memchr(b + 2, 0, b[1]) != NULL;
+  return 0;
+}
+
+/* The address at b (type atyp, at least its length there): its length
+ * with the port, or 0 for an unknown type. */
+static size_t addr_len(const uint8_t *b, uint8_t atyp) {
+  switch (atyp) {
+  case 1: return 4 + 2;
+  case 4: return 16 + 2;
+  case 3: return 1 + (size_t)b[0] + 2;
+  default: return 0;
   }
-  size_t need;
-  switch (b[3]) {
-  case 1: need = 4 + 4 + 2; break;
-  case 4: need = 4 + 16 + 2; break;
-  case 3: need = 4 + 1 + (size_t)b[4] + 2; break;
-  default:
-    reply(c, REP_ATYP, true);
-    return 0;
-  }
-  if (len < need)
-    return 1;
-  if (b[1] == 3) {
-    c->in_used += need;
-    udp_associate(c);
-    return 0;
-  }
-  if (b[1] != 1) { /* BIND */
-    reply(c, REP_CMD, true);
-    return 0;
-  }
-  char host[NETPROXY_MAX_HOST + 1];
-  if (b[3] == 1)
-    inet_ntop(AF_INET, b + 4, host, sizeof host);
-  else if (b[3] == 4)
-    inet_ntop(AF_INET6, b + 4, host, sizeof host);
+}
+
+/* The address (at b, of a length addr_len checked) as a host and port;
+ * normalize: names and IPv4 go through np_host_normalize (an IPv6 literal
+ * is inet_ntop's already). 0, or -EINVAL. */
+static int addr_host(const uint8_t *b, uint8_t atyp, bool normalize, char *host, size_t n,
+                     uint16_t *port) {
+  char raw[NETPROXY_MAX_HOST + 1];
+  size_t al = addr_len(b, atyp);
+  if (atyp == 1)
+    inet_ntop(AF_INET, b, raw, sizeof raw);
+  else if (atyp == 4)
+    inet_ntop(AF_INET6, b, raw, sizeof raw);
+  else if (memchr(b + 1, 0, b[0]))
+    return -EINVAL; /* a NUL would cut the name short: no host of the one sent */
   else {
-    memcpy(host, b + 5, b[4]);
-    host[b[4]] = 0;
+    memcpy(raw, b + 1, b[0]);
+    raw[b[0]] = 0;
   }
-  c->port = (uint16_t)(b[need - 2] << 8 | b[need - 1]);
-  c->in_used += need;
+  *port = (uint16_t)(b[al - 2] << 8 | b[al - 1]);
+  if (atyp == 4 && !normalize)
+    return snprintf(host, n, "%s", raw) < 0 ? -EINVAL : 0;
+  return np_host_normalize(raw, strlen(raw), host, n) < 0 ? -EINVAL : 0;
+}
+
+int np_socks_request(const uint8_t *b, size_t len, np_socks_req *r) {
+  memset(r, 0, sizeof *r);
+  if (len < 5)
+    return NP_SOCKS_MORE;
+  if (b[0] != 5)
+    return -EPROTO;
+  r->cmd = b[1];
+  size_t al = addr_len(b + 4, b[3]);
+  if (!al) {
+    r->used = 4;
+    r->rep = REP_ATYP;
+    return 0;
+  }
+  if (len < 4 + al)
+    return NP_SOCKS_MORE;
+  r->used = 4 + al;
+  if (b[1] == 3)
+    return 0; /* UDP ASSOCIATE: the address the client will send from is not used */
+  if (b[1] != 1) {
+    r->rep = REP_CMD; /* BIND */
+    return 0;
+  }
+  if (addr_host(b + 4, b[3], false, r->host, sizeof r->host, &r->port) < 0 || r->port == 0)
+    r->rep = REP_HOST_UNREACH;
+  return 0;
+}
+
+int np_socks_udp_header(const uint8_t *b, size_t n, char *host, size_t hostlen, uint16_t *port,
+                        size_t *hl) {
+  if (n < 4 || b[0] || b[1] || b[2]) /* RSV RSV FRAG: fragments are dropped */
+    return -EINVAL;
+  if (b[3] == 3 && n < 5)
+    return -EINVAL;
+  size_t al = addr_len(b + 4, b[3]);
+  if (!al || n < 4 + al)
+    return -EINVAL;
+  if (addr_host(b + 4, b[3], true, host, hostlen, port) < 0 || *port == 0)
+    return -EINVAL;
+  *hl = 4 + al;
+  return 0;
+}
+
+/* ---- the handshake ---- */
+
+static void request(np_conn *c) {
+  np_socks_req r;
+  int rc = np_socks_request((const uint8_t *)c->in + c->in_used, c->in_len - c->in_used, &r);
+  if (rc == NP_SOCKS_MORE)
+    return;
+  if (rc < 0) {
+    np_conn_close(c);
+    return;
+  }
+  if (r.rep == REP_ATYP || r.rep == REP_CMD) {
+    reply(c, r.rep, true);
+    return;
+  }
+  c->in_used += r.used;
+  if (r.cmd == 3) {
+    udp_associate(c);
+    return;
+  }
   c->proto = NETPROXY_SOCKS5_TCP;
   c->method[0] = 0;
-  if (b[3] == 4 ? snprintf(c->host, sizeof c->host, "%s", host) < 0
-                : np_host_normalize(host, strlen(host), c->host, sizeof c->host) < 0) {
-    reply(c, REP_HOST_UNREACH, true);
-    return 0;
+  if (r.rep) {
+    reply(c, r.rep, true);
+    return;
   }
-  if (c->port == 0) {
-    reply(c, REP_HOST_UNREACH, true);
-    return 0;
-  }
+  memcpy(c->host, r.host, sizeof c->host);
+  c->port = r.port;
   c->state = S_DECIDING;
   uv_read_stop((uv_stream_t *)c->client);
   np_timer_stop(c);
   np_decide(c, decided);
-  return 0;
 }
 
 static void step(np_conn *c) {
   if (c->state == S_GREET) {
-    const unsigned char *b = (const unsigned char *)c->in;
-    if (c->in_len < 2 || c->in_len < 2 + (size_t)b[1])
+    size_t used;
+    bool noauth;
+    if (np_socks_greeting((const uint8_t *)c->in, c->in_len, &used, &noauth) == NP_SOCKS_MORE)
       return;
-    size_t need = 2 + (size_t)b[1];
-    if (!memchr(b + 2, 0, b[1])) { /* no "no authentication" offered */
+    if (!noauth) { /* no "no authentication" offered */
       c->state = S_DONE;
       np_write(c, c->client, "\x05\xff", 2, true);
       return;
     }
-    c->in_used = need;
+    c->in_used = used;
     c->state = S_REQUEST;
     if (np_write(c, c->client, "\x05\x00", 2, false) < 0)
       return;
   }
   if (c->state == S_REQUEST)
-    parse_request(c);
+    request(c);
 }
 
 void np_socks_start(np_conn *c) {

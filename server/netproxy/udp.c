@@ -179,34 +179,10 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 
 static void from_client(np_udp *u, const unsigned char *b, size_t n) {
   np_conn *c = u->c;
-  if (n < 4 || b[0] || b[1] || b[2]) /* RSV RSV FRAG: fragments are dropped */
-    return;
+  char host[NETPROXY_MAX_HOST + 1];
+  uint16_t port;
   size_t hl;
-  char host[NETPROXY_MAX_HOST + 1], raw[NETPROXY_MAX_HOST + 1];
-  switch (b[3]) {
-  case 1:
-    hl = 4 + 4 + 2;
-    if (n < hl)
-      return;
-    inet_ntop(AF_INET, b + 4, raw, sizeof raw);
-    break;
-  case 4:
-    hl = 4 + 16 + 2;
-    if (n < hl)
-      return;
-    inet_ntop(AF_INET6, b + 4, raw, sizeof raw);
-    break;
-  case 3:
-    if (n < 5 || n < (hl = 4 + 1 + (size_t)b[4] + 2))
-      return;
-    memcpy(raw, b + 5, b[4]);
-    raw[b[4]] = 0;
-    break;
-  default:
-    return;
-  }
-  uint16_t port = (uint16_t)(b[hl - 2] << 8 | b[hl - 1]);
-  if (np_host_normalize(raw, strlen(raw), host, sizeof host) < 0 || port == 0)
+  if (np_socks_udp_header(b, n, host, sizeof host, &port, &hl) < 0)
     return;
   const netproxy_policy *pol = np_policy(c);
   if (pol->limited) {

@@ -88,8 +88,32 @@ void sandbox_spec_cleanup_host(const sandbox_spec *spec);
 
 /* Remove the placeholders that a server killed before its cleanup left on
  * the host (recorded under <state_dir>/v<N>/placeholders). Runs by itself
- * at the first sandboxed build of a process; callable earlier (startup). */
+ * at the first sandboxed build of a process; callable earlier (startup).
+ * The janitor (below) makes it a fallback. */
 void sbx_leftovers_cleanup(const char *state_dir);
+
+/* ---- the janitor (janitor.c) ----
+ *
+ * A small process that removes this server's placeholders once the server
+ * is gone, however it went (SIGKILL too): it waits for the sandboxes that
+ * masked them to be gone, then removes them with the registry's locks, then
+ * replays the state directory's records. Started by the first build that
+ * may make a placeholder (nothing at start-up, nothing for a server that
+ * never sandboxes); it is this binary exec'd with argv[0]
+ * SANDBOX_JANITOR_ARGV0, which main() hands over to sandbox_janitor_main(),
+ * and no child of the server's. */
+#define SANDBOX_JANITOR_ARGV0 "warden-janitor"
+/* The janitor's life; exits 2 when not started by a server. */
+_Noreturn void sandbox_janitor_main(void);
+/* Called by a main() that hands argv[0] SANDBOX_JANITOR_ARGV0 over to
+ * sandbox_janitor_main(): only such a binary starts a janitor (another one,
+ * a test's, exec'd as its janitor would run as itself). */
+void sandbox_janitor_allow(void);
+/* Around the clone of a supervisor for spec (the exec engine): before it,
+ * and after it with the supervisor's pidfd (or -1 when the clone failed).
+ * Nothing is sent for a spec that masks no placeholder. */
+void sandbox_janitor_clone_begin(const sandbox_spec *spec);
+void sandbox_janitor_clone_end(const sandbox_spec *spec, int pidfd);
 
 
 /* ---- additions (server/sandbox) ---- */

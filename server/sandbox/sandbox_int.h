@@ -132,6 +132,26 @@ int sbx_spec_build(const policy_plan *plan, const sandbox_build_opts *opts, bool
 int sbx_seccomp_build(policy_net_mode net, bool landlock_only, bool as_root,
                       struct sock_filter **out, unsigned short *n, char **reason);
 
+/* ---- placeholders (spec.c) and the janitor (janitor.c) ---- */
+
+/* Replay the placeholder records in dir (<state>/v<N>/placeholders) whose
+ * server is gone, as the first sandboxed build of a process does. Creates
+ * nothing. */
+void sbx_placeholders_replay(const char *dir);
+/* Remove the placeholder at path when it is still the one made (dev, ino),
+ * still empty and no other process holds it. 0 (removed, or nothing to
+ * remove), or -EBUSY while another process holds it. */
+int sbx_placeholder_remove(const char *path, bool dir, dev_t dev, ino_t ino);
+/* Start the janitor (dir: the records' directory, shown in its command
+ * line). 0, -EALREADY, -ENOTSUP (sandbox_janitor_allow() was not called),
+ * or a negative errno (then only the next start's replay removes a killed
+ * server's placeholders). */
+int sbx_janitor_start(const char *dir);
+/* Tell the janitor: the directory of this server's placeholder record; a
+ * placeholder just made. */
+void sbx_janitor_note_dir(const char *dir);
+void sbx_janitor_note_stub(const char *path, bool dir, dev_t dev, ino_t ino);
+
 /* child.c helpers also used by setup.c tests */
 const char *sbx_net_name(policy_net_mode m);
 const char *sbx_backend_name(policy_backend b);

@@ -207,22 +207,28 @@ static int open_for_lock(const char *path, bool dir) {
   return fd;
 }
 
-/* Remove the placeholder on fd/path when it is still empty and no other
- * process holds it. */
-static void remove_locked(int fd, const char *path, bool dir) {
-  struct stat st;
+/* Remove the placeholder on fd/path when it is still empty, still at path
+ * (not removed and made anew by another server meanwhile: the new one may
+ * be under a run's mask) and no other process holds it. 0, or -EBUSY when
+ * another process holds it. */
+static int remove_locked(int fd, const char *path, bool dir) {
+  struct stat st, at;
   int rc = lock_fd(fd, F_WRLCK, false);
   for (int i = 0; rc == -EWOULDBLOCK && i < STUB_REMOVE_RETRIES; i++) {
     struct timespec ts = {0, STUB_REMOVE_WAIT_NS};
     nanosleep(&ts, NULL);
     rc = lock_fd(fd, F_WRLCK, false);
   }
-  if (rc < 0 || fstat(fd, &st) < 0)
-    return;
+  if (rc == -EWOULDBLOCK)
+    return -EBUSY;
+  if (rc < 0 || fstat(fd, &st) < 0 || lstat(path, &at) < 0 || at.st_dev != st.st_dev ||
+      at.st_ino != st.st_ino)
+    return 0;
   if (dir && S_ISDIR(st.st_mode))
     rmdir(path); /* only ever removes an empty directory */
   else if (!dir && S_ISREG(st.st_mode) && st.st_size == 0)
     unlink(path);
+  return 0;
 }
 
 static void replay_record(int dirfd, const char *name) {
@@ -263,6 +269,52 @@ static void replay_record(int dirfd, const char *name) {
   close(fd);
 }
 
+/* Replay every record of the directory dfd whose server is gone. */
+static void replay_dir(int dfd) {
+  int dup_fd = dup(dfd);
+  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (de->d_name[0] != '.')
+      replay_record(dfd, de->d_name);
+  if (d)
+    closedir(d);
+  else if (dup_fd >= 0)
+    close(dup_fd);
+}
+
+void sbx_placeholders_replay(const char *dir) {
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0)
+    return;
+  replay_dir(dfd);
+  close(dfd);
+}
+
+int sbx_placeholder_remove(const char *path, bool dir, dev_t dev, ino_t ino) {
+  int fd = open_for_lock(path, dir);
+  if (fd < 0)
+    return 0; /* gone, or no placeholder of anybody's */
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+    rc = remove_locked(fd, path, dir);
+  close(fd);
+  return rc;
+}
+
+/* Under g_stub_lock: before the first placeholder, the janitor (removes
+ * ours when we are gone, see janitor.c); dir: the records' directory, or
+ * NULL without a state directory. Started once, from here: nothing at
+ * start-up, nothing for a server that never makes a placeholder. */
+static bool g_janitor_tried;
+static void janitor_ensure(const char *dir) {
+  if (!g_janitor_tried) {
+    g_janitor_tried = true;
+    sbx_janitor_start(dir);
+  }
+}
+
 /* Under g_stub_lock: replay leftovers once, then open our own record. */
 static void record_open(const char *state_dir) {
   if (g_record_fd >= 0 || !state_dir)
@@ -278,14 +330,7 @@ static void record_open(const char *state_dir) {
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0 && !g_leftovers_done) {
     g_leftovers_done = true;
-    int dup_fd = dup(dfd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    struct dirent *de;
-    while (d && (de = readdir(d)))
-      if (de->d_name[0] != '.')
-        replay_record(dfd, de->d_name);
-    if (d)
-      closedir(d);
+    replay_dir(dfd);
   }
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -298,6 +343,10 @@ static void record_open(const char *state_dir) {
     fd = -1;
   }
   g_record_fd = fd;
+  if (fd >= 0) {
+    janitor_ensure(dir);
+    sbx_janitor_note_dir(dir);
+  }
   if (dfd >= 0)
     close(dfd);
   free(dir);
@@ -424,6 +473,7 @@ static int stub_create(const char *path, bool dir, const char *state_dir) {
     return -EINVAL; /* the record is one path per line */
   pthread_mutex_lock(&g_stub_lock);
   record_open(state_dir);
+  janitor_ensure(NULL); /* (no state directory: not started above) */
   record_stub(path, dir);
   if (dir) {
     if (mkdir(path, 0755) < 0)
@@ -442,6 +492,8 @@ static int stub_create(const char *path, bool dir, const char *state_dir) {
     else
       unlink(path);
   }
+  if (rc == 0)
+    sbx_janitor_note_stub(path, dir, h->dev, h->ino);
   pthread_mutex_unlock(&g_stub_lock);
   return rc;
 }

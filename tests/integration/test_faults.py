@@ -20,7 +20,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wardenrpc import WARDEN_BIN, Server, run_tests  # noqa: E402
+import wardenrpc  # noqa: E402
+from wardenrpc import WARDEN_BIN, Server, janitors, run_tests  # noqa: E402
 
 FULL = {"type": "dangerFullAccess"}
 WORKSPACE = {"type": "workspaceWrite"}
@@ -199,18 +200,63 @@ def test_client_stops_reading_30s_while_50_processes_write():
         s.kill()
 
 
-def test_sigkill_of_sandboxed_server_leaves_no_child():
-    """SIGKILL of a server with sandboxed sessions (pid namespaces): every
-    process of every sandbox dies, and no stub the sandbox put on the host (an
-    empty .git/.codex/.agents mount point in the workspace) stays."""
+NOBODY = (65534, 65534)
+
+
+def janitor_fds(pid):
+    """What the janitor's descriptors are open on."""
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.append(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass
+    return out
+
+
+def proc_stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(") ", 1)[1].split()
+
+
+def sig_ignored(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def sigkill_with_sandboxes(user):
+    """A server (as root, or as uid 65534 with user namespaces) with three
+    workspaceWrite sessions is SIGKILLed: every process of every sandbox
+    dies, the client sees EOF on stdout at once, and its janitor removes the
+    stubs the sandbox put on the host (empty .git/.codex/.agents mount
+    points in the workspace) and the state directory's records of them, with
+    no server started again."""
     base = tempfile.mkdtemp(prefix="warden-fault-", dir="/var/tmp")
-    ws = os.path.join(base, "ws")
-    home = os.path.join(base, "home")
-    os.makedirs(ws)
-    os.makedirs(home)
+    os.chmod(base, 0o755)
+    ws, home, state = (os.path.join(base, n) for n in ("ws", "home", "state"))
+    for d in (ws, home, state):
+        os.makedirs(d)
+    binary = WARDEN_BIN
+    if user:  # the build tree need not be readable by nobody
+        binary = os.path.join(base, "warden")
+        shutil.copy(WARDEN_BIN, binary)
+        for d in (ws, home, state):
+            os.chown(d, *user)
+    records_dir = os.path.join(state, "v1", "placeholders")
+
+    def records():
+        return os.listdir(records_dir) if os.path.isdir(records_dir) else []
     marker = "killed-" + uuid.uuid4().hex
-    s = Server("--state-dir", os.path.join(base, "state"), cwd=ws,
-               env={"HOME": home, "TMPDIR": "/tmp"})
+    saved = wardenrpc.WARDEN_BIN
+    wardenrpc.WARDEN_BIN = binary
+    try:
+        s = Server("--state-dir", state, cwd=ws, env={"HOME": home, "TMPDIR": "/tmp"}, user=user)
+    finally:
+        wardenrpc.WARDEN_BIN = saved
+    label = "uid %d" % user[0] if user else "root"
     try:
         for i in range(3):
             s.call("process/spawn", {"processId": "t%d" % i, "cwd": ws, "sandbox": WORKSPACE,
@@ -222,20 +268,79 @@ def test_sigkill_of_sandboxed_server_leaves_no_child():
         before = marked_pids(marker)
         assert len(before) >= 3, before
         created = sorted(os.listdir(ws))
+        assert created == [".agents", ".codex", ".git"], (label, created)
+        assert records(), (label, "no placeholder record in the state directory")
+        jan = janitors(state)
+        assert len(jan) == 1, (label, jan)
+        j = jan[0]
+        assert wait_gone(lambda: open("/proc/%d/comm" % j).read().strip() == "warden-janitor",
+                         10), (label, "the janitor never named itself (it names itself last)")
+        # it holds nothing of the server's and no lock of the state directory:
+        # /dev/null for 0-2, its socket, pidfds of the server and of the three
+        # supervisors
+        fds = janitor_fds(j)
+        assert all(t == "/dev/null" or t.startswith("socket:") or t == "anon_inode:[pidfd]"
+                   for t in fds), (label, fds)
+        assert fds.count("anon_inode:[pidfd]") == 4, (label, fds)
+        # no child of the server, in a session of its own, deaf to ^C and hangups
+        assert j not in wardenrpc.descendants_of(s.proc.pid), label
+        assert proc_stat(j)[3] != proc_stat(s.proc.pid)[3], (label, "same session")
+        ign = sig_ignored(j)
+        assert ign & (1 << (signal.SIGINT - 1)) and ign & (1 << (signal.SIGHUP - 1)), hex(ign)
+        os.kill(j, signal.SIGINT)
+        os.kill(j, signal.SIGHUP)
+        t0 = time.time()
         s.proc.kill()
         s.proc.wait()
+        # the janitor does not keep the server's stdout open
+        assert wait_gone(lambda: s.eof, 10), (label, "no EOF on the killed server's stdout")
         assert wait_gone(lambda: not marked_pids(marker)), "survivors: %r" % marked_pids(marker)
-        left = [n for n in os.listdir(ws)]
-        print("SIGKILL of a sandboxed server: %d sandboxed processes gone; workspace while "
-              "running %r, after %r" % (len(before), created, left))
-        # Known gap (server/sandbox): the stubs are removed by the server when
-        # a sandboxed process ends, so a SIGKILLed server leaves them. Checked
-        # when WARDEN_STRICT_STUBS=1 until the sandbox cleans up stale stubs.
-        if os.environ.get("WARDEN_STRICT_STUBS") == "1":
-            assert left == [], "host stub files left in the workspace: %r" % left
+        wait_gone(lambda: not os.listdir(ws), 30)
+        gone_s = time.time() - t0
+        left = sorted(os.listdir(ws))
+        assert left == [], (label, "host stub files left in the workspace", left)
+        assert wait_gone(lambda: not records(), 30), (label, "records left", records())
+        assert wait_gone(lambda: not janitors(state), 30), (label, "the janitor lives on")
+        print("SIGKILL of a sandboxed server (%s): %d sandboxed processes gone; workspace while "
+              "running %r, stubs and records gone %.2f s after the kill, no restart"
+              % (label, len(before), created, gone_s))
     finally:
         if s.proc.poll() is None:
             s.proc.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_sigkill_of_sandboxed_server_leaves_no_child():
+    sigkill_with_sandboxes(None)
+    if os.geteuid() == 0:
+        sigkill_with_sandboxes(NOBODY)
+
+
+def test_janitor_starts_with_the_first_placeholder_and_goes_with_the_server():
+    """No janitor for a server that has made no placeholder (nothing at
+    start-up, nothing for unsandboxed runs); the first workspaceWrite run
+    starts one, which no sandboxed command can see; on a normal exit the
+    server removes its stubs, the janitor its record, and goes."""
+    base = tempfile.mkdtemp(prefix="warden-jt-", dir="/var/tmp")
+    ws, home, state = (os.path.join(base, n) for n in ("ws", "home", "state"))
+    for d in (ws, home, state):
+        os.makedirs(d)
+    records_dir = os.path.join(state, "v1", "placeholders")
+    try:
+        with Server("--state-dir", state, cwd=ws, env={"HOME": home, "TMPDIR": "/tmp"}) as s:
+            s.call("process/spawn", {"processId": "full", "argv": ["true"], "sandbox": FULL})
+            s.wait_exit("full")
+            assert janitors(state) == [], "a janitor without a placeholder"
+            s.call("process/spawn", {"processId": "ws", "cwd": ws, "sandbox": WORKSPACE,
+                                     "argv": ["sh", "-c", "cat /proc/[0-9]*/cmdline; echo"]})
+            assert s.wait_exit("ws")["exitCode"] == 0
+            assert b"warden-janitor\0" not in s.output_of("ws"), s.output_of("ws")
+            assert len(janitors(state)) == 1, janitors(state)
+            assert os.listdir(ws) == [], os.listdir(ws)  # removed at the run's end
+            assert s.close() == 0
+        assert wait_gone(lambda: not janitors(state), 30), "the janitor lives on"
+        assert os.listdir(records_dir) == [], os.listdir(records_dir)
+    finally:
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -176,11 +176,53 @@ def test_hop_by_hop_headers_stripped():
                      "keep-alive", "te", "upgrade"):
             assert gone not in seen, (gone, seen)
         assert "x-kept" in seen and "host" in seen, seen
+        # a Connection header naming what the body's framing and the target
+        # rest on strips none of them: the body stays a body (no request
+        # smuggled to the origin inside it), the Host stays
+        inner = b"GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        with proxy_conn(pp) as c:
+            c.sendall(b"POST http://127.0.0.1:%d/y HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Content-Length: %d\r\nConnection: content-length, host\r\n\r\n%s"
+                      % (op, op, len(inner), inner))
+            st, _, body = recv_response(c)
+        assert st == 200 and json.loads(body)["len"] == len(inner), (st, body)
+        assert [x["path"] for x in srv.seen] == ["/x", "/y"], srv.seen
+        assert "host" in {k.lower() for k in srv.seen[1]["headers"]}, srv.seen[1]
 
 
 def test_bad_heads():
     with origin() as (srv, op), warden_proxy(dict(LOCAL, headTimeoutMs=300)) as (s, pp):
         assert request(pp, b"GARBAGE\r\n\r\n")[0] == 400
+        # HTTP/0.9 and 2.0 request lines: not forwarded (a 0.9 CONNECT took the
+        # tunnel's first bytes for the rest of its head)
+        for line in (b"CONNECT 127.0.0.1:%d\r\n\r\nearly" % op,
+                     b"GET http://127.0.0.1:%d/\r\n\r\n" % op,
+                     b"GET http://127.0.0.1:%d/ HTTP/2.0\r\n\r\n" % op):
+            assert request(pp, line)[0] == 505, line
+        # a CR without its LF ends no line: refused, not taken for one (a
+        # CONNECT's head ended on the tunnel's first byte)
+        assert request(pp, b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\x00early" % op)[0] == 400
+        assert request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: 1\rX-B: 2\r\n"))[0] == 400
+        # a folded header line (obs-fold): its value would carry the line break
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: 1\r\n 2\r\n"))
+        assert st == 400 and b"obs-fold" in body, (st, body)
+        # brackets hold an IPv6 literal: "[a:b]" was taken for host a (port b)
+        st, _, body = request(pp, b"GET http://[f80:21]:%d/ HTTP/1.1\r\n\r\n" % op)
+        assert st == 400 and b"invalid host" in body, (st, body)
+        # a header name with a space: "X A" is no name, and a leading one made
+        # the line read to the origin as a continuation of the line before
+        for raw in (get(pp, "http://127.0.0.1:%d/" % op, b"X A: 1\r\n"),
+                    b"GET http://127.0.0.1:%d/ HTTP/1.1\r\n X-A: 1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                    % (op, op)):
+            st, _, body = request(pp, raw)
+            assert st == 400 and b"token" in body, (st, body)
+        # a NUL in a header value (an upstream in C would read the value's end)
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-A: \x00X\r\n"))
+        assert st == 400 and b"NUL" in body, (st, body)
+        # a Transfer-Encoding that does not end in chunked: no body end to find
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op,
+                                      b"Transfer-Encoding: gzip\r\n"))
+        assert st == 400 and b"transfer" in body.lower(), (st, body)
         st, _, body = request(pp, b"GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
         assert st == 400 and b"absolute-form" in body, body
         # Host must name the target
@@ -188,6 +230,10 @@ def test_bad_heads():
         assert st == 400 and b"Host header" in body, body
         st, _, _ = request(pp, get(pp, "http://127.0.0.1:%d/" % op, host="127.0.0.1:1"))
         assert st == 400
+        # two Host headers: which one would the origin read?
+        st, _, body = request(pp, get(pp, "http://127.0.0.1:%d/" % op,
+                                      b"Host: evil.example\r\n"))
+        assert st == 400 and b"more than one Host" in body, body
         # oversize head, too many header lines
         st, _, _ = request(pp, get(pp, "http://127.0.0.1:%d/" % op, b"X-Big: " + b"a" * 40000 +
                                    b"\r\n"))

@@ -126,6 +126,11 @@ def test_socks5_connect_v4_v6_name_and_refusals():
         c, code = socks_connect(pp, 3, "other.warden-test", ep)
         assert code == 2, code  # not in the allowlist: "not allowed by ruleset"
         c.close()
+        # a name with a NUL is no host (it was cut short at the NUL and
+        # decided and dialled as origin.warden-test)
+        c, code = socks_connect(pp, 3, "origin.warden-test\x00.other", ep)
+        assert code == 4, code  # host unreachable
+        c.close()
         # BIND is not supported
         c = proxy_conn(pp)
         c.sendall(b"\x05\x01\x00")

@@ -239,6 +239,29 @@ def wait_gone(pred, timeout=15):
     return pred()
 
 
+def janitors(token):
+    """Live janitor processes (server/sandbox/janitor.c: the server's binary
+    exec'd at its start with argv[0] "warden-janitor", then the server's
+    arguments, in the server's environment) whose command line or
+    environment holds token."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                text = f.read()
+            if not text.startswith(b"warden-janitor\0"):
+                continue
+            with open("/proc/%s/environ" % d, "rb") as f:
+                text += f.read()
+        except OSError:
+            continue
+        if token.encode() in text and alive(int(d)):
+            out.append(int(d))
+    return out
+
+
 def run_tests(namespace):
     """Run every function named test_* in namespace (only those whose name
     contains WARDEN_TEST_ONLY, when set); print a summary line and exit

@@ -1,18 +1,20 @@
 """Issue 9 item 11 (leftovers): the mount points created on the host to mask
 missing protected paths (.git, .codex, .agents) are recorded in the state
-directory before they are created and removed at the next start when the
-server was SIGKILLed; placeholders shared by concurrent runs (of one server
-or of several) are never removed under a run that still masks them, so many
-concurrent spawns all succeed and leave nothing behind. As root and as uid
+directory before they are created and removed by the server's janitor when
+the server was SIGKILLed (at the next start when the janitor was killed
+too); placeholders shared by concurrent runs (of one server or of several)
+are never removed under a run that still masks them, so many concurrent
+spawns all succeed and leave nothing behind. As root and as uid
 65534, workspace under /tmp and /var/tmp."""
 
 import os
+import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from sbxenv import each, WORKSPACE  # noqa: E402
-from wardenrpc import run_tests  # noqa: E402
+from wardenrpc import janitors, run_tests  # noqa: E402
 
 NAMES = (".git", ".codex", ".agents")
 # the mask holds while the command runs (it cannot create what is masked)
@@ -30,22 +32,50 @@ def new_ws(e, name):
     return d
 
 
+def wait_for(pred, timeout=30):
+    deadline = time.time() + timeout
+    while not pred() and time.time() < deadline:
+        time.sleep(0.02)
+    return pred()
+
+
+def kill_server(e, res):
+    e.server.proc.kill()
+    e.server.proc.wait()
+    assert wait_for(lambda: not alive(res["pid"]), 10)  # the sandbox follows its server
+    e.server = None
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def check_sigkill(e, label):
     tmp_before = leftovers("/tmp")
+    records = os.path.join(e.state, "warden", "v1", "placeholders")
+    # the janitor removes a killed server's placeholders and their records
     pid, res = e.spawn(["sleep", "60"], WORKSPACE)
     assert pid, res
     assert sorted(leftovers(e.ws)) == sorted(os.path.join(e.ws, n) for n in NAMES), label
-    e.server.proc.kill()
-    e.server.proc.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline:  # the sandbox follows its server
-        try:
-            os.kill(res["pid"], 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.02)
+    assert os.listdir(records), (label, "no record")
+    kill_server(e, res)
+    assert wait_for(lambda: leftovers(e.ws) == []), (label, "left by the janitor",
+                                                     leftovers(e.ws))
+    assert wait_for(lambda: os.listdir(records) == []), (label, "records", os.listdir(records))
+    # without a janitor (killed first), the next start removes them
+    e.start()
+    pid, res = e.spawn(["sleep", "60"], WORKSPACE)
+    assert pid, res
+    jan = janitors(e.state)
+    assert len(jan) == 1, (label, jan)
+    os.kill(jan[0], signal.SIGKILL)
+    kill_server(e, res)
+    time.sleep(0.5)
     assert leftovers(e.ws), (label, "the killed server left nothing to clean up")
-    e.server = None
     e.start()
     other = new_ws(e, "other")
     code, out = e.run(["true"], WORKSPACE, cwd=other)

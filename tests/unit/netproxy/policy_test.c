@@ -28,6 +28,31 @@ static void test_normalize(void **state) {
   assert_string_equal(norm("a b"), "<invalid>");
   assert_string_equal(norm("evil.com/x"), "<invalid>");
   assert_string_equal(norm("user@evil.com"), "<invalid>");
+  /* brackets hold an IPv6 literal, nothing else */
+  assert_string_equal(norm("[fe80::1%25eth0]:80"), "fe80::1%eth0");
+  assert_string_equal(norm("[f80:21]"), "<invalid>");
+  assert_string_equal(norm("[example.com]"), "<invalid>");
+  assert_string_equal(norm("[1.2.3.4]"), "<invalid>");
+  assert_string_equal(norm("[::1]x"), "<invalid>");
+  assert_string_equal(norm("[::1]:"), "<invalid>");
+  assert_string_equal(norm("[::1]:8o"), "<invalid>");
+  assert_string_equal(norm("example.com:8o"), "<invalid>");
+  assert_string_equal(norm("example.com:"), "<invalid>");
+  assert_string_equal(norm("a[:1"), "<invalid>");
+  assert_string_equal(norm("a]b"), "<invalid>");
+  /* '%': one zone separator of an IPv6 literal; the result normalises to
+   * itself */
+  assert_string_equal(norm("fe80::1%lo0"), "fe80::1%lo0");
+  assert_string_equal(norm("%2525t"), "<invalid>");
+  assert_string_equal(norm("a%25b.example"), "<invalid>");
+  assert_string_equal(norm("fe80::1%2525lo0"), "<invalid>");
+  assert_string_equal(norm("fe80::1%25lo%0"), "<invalid>");
+  /* colons only in an IPv6 literal, no empty label */
+  assert_string_equal(norm(".fe80fe80::1%x"), "<invalid>");
+  assert_string_equal(norm("a::b.example"), "<invalid>");
+  assert_string_equal(norm(".example.com"), "<invalid>");
+  assert_string_equal(norm("a..example.com"), "<invalid>");
+  assert_string_equal(norm("example.com.."), "example.com");
 }
 
 static bool np4(const char *a) {
