@@ -21,7 +21,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 import wardenrpc  # noqa: E402
-from wardenrpc import WARDEN_BIN, Server, janitors, run_tests  # noqa: E402
+from wardenrpc import (WARDEN_BIN, Server, hwm_kib, janitors, pct, run_tests,  # noqa: E402
+                      wait_gone)
 
 FULL = {"type": "dangerFullAccess"}
 WORKSPACE = {"type": "workspaceWrite"}
@@ -35,14 +36,6 @@ def rss_kib(pid):
                     return int(line.split()[1])
     except OSError:
         pass
-    return 0
-
-
-def hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
     return 0
 
 
@@ -65,18 +58,6 @@ def marked_pids(marker):
             except OSError:
                 pass
     return out
-
-
-def wait_gone(pred, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not pred():
-        time.sleep(0.05)
-    return pred()
-
-
-def pct(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))] * 1000 if s else 0.0
 
 
 class Raw:

@@ -13,22 +13,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wardenrpc import WARDEN_BIN, run_tests  # noqa: E402
+from wardenrpc import WARDEN_BIN, hwm_kib, pct, run_tests  # noqa: E402
 
 FULL = {"type": "dangerFullAccess"}
-
-
-def hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def pct(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))] * 1000 if s else 0.0
 
 
 class Timed:

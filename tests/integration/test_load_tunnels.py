@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from netproxy_util import warden_proxy  # noqa: E402
-from wardenrpc import run_tests  # noqa: E402
+from wardenrpc import hwm_kib, pct, run_tests  # noqa: E402
 
 TUNNELS = 500
 SMALL = 96 * 1024          # bytes each tunnel carries (copied)
@@ -32,21 +32,8 @@ WAIT_S = 120               # how long a phase may take on a loaded machine
 FULL = {"type": "dangerFullAccess"}
 
 
-def hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def pct(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))] * 1000 if s else 0.0
 
 
 def raise_nofile():

@@ -231,6 +231,21 @@ def alive(pid):
         return False
 
 
+def hwm_kib(pid):
+    """Peak RSS (VmHWM) of pid in KiB; 0 when it is gone."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pct(values, p):
+    """The p-th quantile of seconds, in milliseconds (0 for none)."""
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * p))] * 1000 if s else 0.0
+
+
 def wait_gone(pred, timeout=15):
     """Poll pred until it holds or timeout seconds pass; its last value."""
     deadline = time.time() + timeout
